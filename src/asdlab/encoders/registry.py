@@ -16,7 +16,12 @@ from asdlab.errors import ConfigError
 __all__ = ["register_encoder", "create_encoder", "list_encoders"]
 
 # Modules whose import registers presets.
-_MODEL_MODULES = ("asdlab.encoders.eat", "asdlab.encoders.two_branch_cnn", "asdlab.encoders.mobilenet")
+_MODEL_MODULES = (
+    "asdlab.encoders.reference",
+    "asdlab.encoders.eat",
+    "asdlab.encoders.two_branch_cnn",
+    "asdlab.encoders.mobilenet",
+)
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 

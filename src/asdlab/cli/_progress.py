@@ -1,0 +1,37 @@
+"""A progress line for long loops: items done, rate, ETA (stderr, throttled)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class ProgressPrinter:
+    """Callable `progress(done, total)` printing `label: done/total (rate/s, ETA)` at most twice a second."""
+
+    def __init__(self, label: str, *, stream=sys.stderr, min_interval_s: float = 0.5):
+        self.label = label
+        self.stream = stream
+        self.min_interval_s = min_interval_s
+        self._start: float | None = None
+        self._last_print = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if self._start is None or done < self._last_done:
+            self._start, self._last_done = now, 0
+        self._last_done = done
+        if done == 0:
+            return
+        finished = done >= total
+        if not finished and now - self._last_print < self.min_interval_s:
+            return
+        self._last_print = now
+        elapsed = max(now - self._start, 1e-9)
+        rate = done / elapsed
+        eta = (total - done) / rate if rate > 0 else float("inf")
+        end = "\n" if finished else ""
+        self.stream.write(f"\r{self.label}: {done}/{total} ({rate:.1f}/s, ETA {eta:.0f} s)   {end}")
+        self.stream.flush()
+
+    _last_done = 0
