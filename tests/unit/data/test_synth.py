@@ -1,0 +1,309 @@
+"""Synthetic machines: determinism, DCASE layout and grammar, counts, hidden attributes, loudness,
+faults and overwrite protection, on a tiny dataset built once per module."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy import signal
+from sklearn.metrics import roc_auc_score
+
+from asdlab.data.filenames import parse_clip_name
+from asdlab.data.metadata import read_attribute_correspondence, read_attributes_csv
+from asdlab.data.records import NO_ATTRIBUTE
+from asdlab.data.synth import (
+    ANOMALY_KINDS,
+    MACHINE_NAMES,
+    TARGET_RMS,
+    generate_dataset,
+    make_config,
+    plan_clips,
+    render_clip,
+)
+from asdlab.errors import ConfigError, DataError
+
+TINY = dict(
+    machines=["SynFan", "SynGear"],
+    train_source=4,
+    train_target=2,
+    test_per_group=4,
+    duration_s=0.5,
+    hide_attributes=1,  # the last chosen machine: SynGear
+    seed=7,
+)
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("synth") / "ds"
+    return generate_dataset(out, **TINY)
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _wavs(raw: Path) -> list[Path]:
+    return sorted(raw.rglob("*.wav"))
+
+
+def _split_name(path: Path) -> dict[str, str]:
+    """DCASE.md grammar: basename split on `_`."""
+    parts = path.stem.split("_")
+    return {
+        "section": parts[1],
+        "domain": parts[2],
+        "split": parts[3],
+        "label": parts[4],
+        "index": parts[5],
+        "attributes": "_".join(parts[6:]),
+    }
+
+
+def test_same_seed_same_bytes_other_seed_other_audio(tiny, tmp_path):
+    again = generate_dataset(tmp_path / "again", **TINY)
+    assert _files(again.out_dir) == _files(tiny.out_dir)
+
+    other = generate_dataset(tmp_path / "other", **{**TINY, "seed": 8, "machines": ["SynFan"], "hide_attributes": 0})
+    first, second = _files(tiny.raw_dir / "SynFan"), _files(other.raw_dir / "SynFan")
+    assert first.keys() == second.keys()
+    wav_names = [name for name in first if name.endswith(".wav")]
+    assert all(first[name] != second[name] for name in wav_names)
+
+
+def test_clip_does_not_depend_on_which_other_machines_are_generated(tiny, tmp_path):
+    alone = generate_dataset(tmp_path / "alone", **{**TINY, "machines": ["SynGear"]})
+    gear_alone = _files(alone.raw_dir / "SynGear")
+    gear_pair = _files(tiny.raw_dir / "SynGear")
+    assert {k: v for k, v in gear_alone.items() if k.endswith(".wav")} == {
+        k: v for k, v in gear_pair.items() if k.endswith(".wav")
+    }
+
+
+def test_file_holds_the_rendered_clip(tiny):
+    clip = plan_clips(tiny.config)[5]
+    wave = render_clip(
+        clip.machine, clip.attributes, domain=clip.domain, anomaly=clip.anomaly,
+        seed=clip.seed_key(tiny.config.seed), duration_s=0.5,
+    )
+    data, _ = sf.read(tiny.raw_dir / clip.relative_path, dtype="int16")
+    np.testing.assert_array_equal(data, np.rint(wave.astype(np.float64) * 32767).astype(np.int16))
+
+
+def test_layout_grammar_and_audio_format(tiny):
+    raw = tiny.raw_dir
+    assert raw == tiny.out_dir / "dev_data" / "raw"
+    assert sorted(p.name for p in raw.iterdir()) == ["SynFan", "SynGear"]
+    for path in _wavs(raw):
+        machine, split = path.parent.parent.name, path.parent.name
+        fields = _split_name(path)
+        assert fields["section"] == "00"
+        assert fields["split"] == split
+        assert fields["domain"] in ("source", "target")
+        assert fields["label"] == "normal" or (split == "test" and fields["label"] == "anomaly")
+        assert len(fields["index"]) == 4 and fields["index"].isdigit()
+        record = parse_clip_name(path)
+        assert (record.machine, record.split, record.domain, record.label) == (
+            machine, split, fields["domain"], fields["label"]
+        )
+        assert record.layout == "dcase2023"
+        info = sf.info(path)
+        assert (info.samplerate, info.channels, info.subtype, info.format) == (SR, 1, "PCM_16", "WAV")
+        assert info.frames == int(0.5 * SR)
+    fan = [_split_name(p)["attributes"] for p in _wavs(raw / "SynFan")]
+    assert all(parse_clip_name(p).attribute_values[0][0] == "bl" for p in _wavs(raw / "SynFan"))
+    assert "bl_5_rpm_1200" in fan and "bl_7_rpm_1800" in fan  # a source and a target combination
+    assert {_split_name(p)["attributes"] for p in _wavs(raw / "SynGear")} == {NO_ATTRIBUTE}
+
+
+def test_counts(tiny):
+    expected = {"train": {("source", "normal"): 4, ("target", "normal"): 2}}
+    expected["test"] = {(d, lab): 4 for d in ("source", "target") for lab in ("normal", "anomaly")}
+    for machine in ("SynFan", "SynGear"):
+        for split, groups in expected.items():
+            names = [_split_name(p) for p in _wavs(tiny.raw_dir / machine / split)]
+            for (domain, label), count in groups.items():
+                indices = sorted(n["index"] for n in names if (n["domain"], n["label"]) == (domain, label))
+                assert indices == [f"{i:04d}" for i in range(count)]
+            assert tiny.counts[machine][f"{split}/source/normal"] == groups[("source", "normal")]
+    assert tiny.n_clips == 2 * (4 + 2 + 16) == len(_wavs(tiny.raw_dir))
+    with open(tiny.out_dir / "synth_clips.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == tiny.n_clips
+    kinds = [r["anomaly_kind"] for r in rows if r["label"] == "anomaly"]
+    assert set(kinds) == set(ANOMALY_KINDS) and all(r["anomaly_kind"] == "" for r in rows if r["label"] == "normal")
+    meta = json.loads((tiny.out_dir / "synth.json").read_text())
+    assert meta["config"]["machines"] == ["SynFan", "SynGear"] and meta["config"]["seed"] == 7
+
+
+def test_attribute_files_and_hidden_correspondence(tiny):
+    fan_dir, gear_dir = tiny.raw_dir / "SynFan", tiny.raw_dir / "SynGear"
+    header = (fan_dir / "attributes_00.csv").read_text().splitlines()[0]
+    assert header == "file_name,d1p,d1v,d2p,d2v"
+    fan_table = read_attributes_csv(fan_dir / "attributes_00.csv")
+    assert fan_table == {p.name: _split_name(p)["attributes"] for p in _wavs(fan_dir)}
+    first_row = (fan_dir / "attributes_00.csv").read_text().splitlines()[1]
+    assert first_row == "SynFan/train/section_00_source_train_normal_0000_bl_5_rpm_1200.wav,bl,5,rpm,1200"
+    assert not list(fan_dir.glob("*correspondence*"))
+
+    assert set(read_attributes_csv(gear_dir / "attributes_00.csv").values()) == {NO_ATTRIBUTE}
+    with open(tiny.out_dir / "synth_clips.csv", newline="") as f:
+        truth = {Path(r["file_name"]).name: r["attributes"] for r in csv.DictReader(f) if r["machine"] == "SynGear"}
+    for split in ("train", "test"):
+        path = gear_dir / f"attributes_00_{split}_correspondence.csv"
+        assert path.read_text().splitlines()[0] == "source_file_name,target_file_name"
+        mapping = read_attribute_correspondence(path)
+        assert sorted(mapping) == sorted(p.name for p in _wavs(gear_dir / split))
+        for hidden, revealing in mapping.items():
+            fields = _split_name(Path(revealing))
+            assert hidden == revealing.replace(fields["attributes"], NO_ATTRIBUTE)
+            assert fields["attributes"] == truth[hidden]
+            assert fields["attributes"].startswith("volt_") and "_wt_" in fields["attributes"]
+
+
+def test_every_clip_has_the_same_loudness(tiny):
+    levels = []
+    for path in _wavs(tiny.raw_dir):
+        data, _ = sf.read(path, dtype="float64")
+        levels.append(20 * np.log10(np.sqrt(np.mean(data**2))))
+        assert np.max(np.abs(data)) < 1.0
+    np.testing.assert_allclose(levels, 20 * np.log10(TARGET_RMS), atol=0.01)
+
+
+def _pair(kind: str, level: float, machine: str = "SynPump") -> tuple[np.ndarray, np.ndarray]:
+    attrs = (("vn", "5"), ("load", "40"))
+    common = dict(domain="source", seed=(3, 1), duration_s=1.0, anomaly_level=level)
+    normal = render_clip(machine, attrs, anomaly=None, **common).astype(np.float64)
+    faulty = render_clip(machine, attrs, anomaly=kind, **common).astype(np.float64)
+    return normal, faulty
+
+
+@pytest.mark.parametrize("kind", ANOMALY_KINDS)
+def test_each_fault_changes_the_signal_subtly_and_level_zero_does_nothing(kind):
+    normal, faulty = _pair(kind, 1.0)
+    change_db = 20 * np.log10(np.std(faulty - normal) / np.std(normal))
+    assert -40 < change_db < 0, change_db  # audible but not dominant
+    unchanged, same = _pair(kind, 0.0)
+    np.testing.assert_array_equal(unchanged, same)
+
+
+def _band_share(x: np.ndarray, low_hz: float, high_hz: float) -> float:
+    freqs, power = signal.welch(x, fs=SR, nperseg=1024)
+    return float(power[(freqs >= low_hz) & (freqs < high_hz)].sum() / power.sum())
+
+
+def test_fault_kinds_have_their_own_character():
+    _, bearing = _pair("bearing", 3.0)
+    normal, rub = _pair("rub", 3.0)
+    _, harmonic = _pair("harmonic", 3.0)
+    # clicks ring a 2.5-5.5 kHz mode; friction hiss sits in 1.2-6 kHz: both add high-band energy
+    assert _band_share(bearing, 2000, 6000) > 1.5 * _band_share(normal, 2000, 6000)
+    assert _band_share(rub, 1200, 6000) > 1.5 * _band_share(normal, 1200, 6000)
+    # a missing or shifted harmonic is a narrow-band change: a few FFT bins hold most of it
+    diff = np.abs(np.fft.rfft(harmonic - normal)) ** 2
+    assert np.sort(diff)[::-1][: len(diff) // 100].sum() > 0.5 * diff.sum()
+    # imbalance modulates the whole sound at the shaft rate (about 24 Hz for this pump)
+    normal, imbalance = _pair("imbalance", 3.0)
+    envelope = np.abs(signal.hilbert(imbalance)) - np.abs(signal.hilbert(normal))
+    freqs, power = signal.welch(envelope, fs=SR, nperseg=8192)
+    assert 20 < freqs[np.argmax(power[freqs > 5]) + np.sum(freqs <= 5)] < 28
+
+
+def test_anomalies_are_detectable_and_loudness_is_not():
+    # a log-spectrum nearest-neighbour detector, on one machine and domain
+    attrs = (("volt", "1.0"), ("wt", "0"))
+
+    def features(x: np.ndarray) -> np.ndarray:
+        _, power = signal.welch(x, fs=SR, nperseg=512)
+        return np.log(power + 1e-12)
+
+    def clip(i: int, kind: str | None, level: float) -> np.ndarray:
+        return render_clip(
+            "SynGear", attrs, domain="source", anomaly=kind, seed=(11, i), duration_s=1.0, anomaly_level=level
+        )
+
+    train = np.stack([features(clip(i, None, 0)) for i in range(8)])
+    aucs = {}
+    for level in (0.0, 3.0):
+        tests = [clip(100 + i, None, level) for i in range(8)] + [
+            clip(200 + i, ANOMALY_KINDS[i % 4], level) for i in range(8)
+        ]
+        dist = np.array([np.min(np.linalg.norm(train - features(x), axis=1)) for x in tests])
+        aucs[level] = roc_auc_score([0] * 8 + [1] * 8, dist)
+        rms = np.array([np.sqrt(np.mean(np.square(x, dtype=np.float64))) for x in tests])
+        assert np.ptp(rms) < 1e-6 * TARGET_RMS
+    assert aucs[3.0] > 0.85 and aucs[3.0] > aucs[0.0] + 0.2
+
+
+def test_refuses_a_non_empty_folder_and_overwrites_its_own(tiny, tmp_path):
+    out = tmp_path / "ds"
+    generate_dataset(out, **{**TINY, "machines": ["SynFan"], "hide_attributes": 0})
+    with pytest.raises(DataError, match="not empty.*overwrite"):
+        generate_dataset(out, **{**TINY, "machines": ["SynFan"], "hide_attributes": 0})
+    stale = out / "dev_data" / "raw" / "SynFan" / "train" / "section_00_source_train_normal_0099_bl_5_rpm_1200.wav"
+    stale.write_bytes(b"stale")
+    summary = generate_dataset(out, **TINY, overwrite=True)
+    assert not stale.exists()
+    assert _files(summary.out_dir) == _files(tiny.out_dir)
+
+    def interrupt(machine: str, done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    broken = tmp_path / "broken"
+    with pytest.raises(KeyboardInterrupt):
+        generate_dataset(broken, **TINY, progress=interrupt)
+    assert not (broken / "synth.json").exists()  # an interrupted run is never taken for a dataset
+    generate_dataset(broken, **TINY, overwrite=True)
+    assert _files(broken) == _files(tiny.out_dir)
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(DataError, match="did not write"):
+        generate_dataset(foreign, **TINY, overwrite=True)
+    assert (foreign / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"machines": 99}, "machines: 99 is out of range"),
+        ({"machines": ["SynFan", "fan"]}, "machines: unknown machine type"),
+        ({"machines": 0}, "machines: at least one"),
+        ({"hide_attributes": ["SynPump"], "machines": ["SynFan"]}, "hide_attributes: unknown"),
+        ({"hide_attributes": 5}, "hide_attributes: 5 is out of range"),
+        ({"train_source": 0}, "train_source"),
+        ({"test_per_group": 10000}, "test_per_group"),
+        ({"duration_s": 0.0}, "duration_s"),
+        ({"duration_s": 60.0}, "duration_s"),
+        ({"anomaly_level": float("nan")}, "anomaly_level"),
+        ({"seed": -1}, "seed"),
+    ],
+)
+def test_bad_arguments_name_the_argument(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        make_config(**kwargs)
+
+
+def test_render_clip_names_a_bad_argument():
+    with pytest.raises(ConfigError, match="machine: unknown machine type 'fan'"):
+        render_clip("fan", (), domain="source", anomaly=None, seed=0, duration_s=0.5)
+    with pytest.raises(ConfigError, match="anomaly: unknown kind 'crack'"):
+        render_clip("SynFan", (("bl", "5"), ("rpm", "1200")), domain="source", anomaly="crack", seed=0, duration_s=0.5)
+    with pytest.raises(ConfigError, match="attributes: SynFan needs the keys bl, rpm"):
+        render_clip("SynFan", (("bl", "5"),), domain="source", anomaly=None, seed=0, duration_s=0.5)
+
+
+def test_defaults():
+    config = make_config()
+    assert config.machines == MACHINE_NAMES[:4] and config.hidden == ()
+    assert (config.train_source, config.train_target, config.test_per_group) == (60, 6, 20)
+    assert config.duration_s == 2.0 and config.sample_rate == SR
+    assert all("_" not in name for name in MACHINE_NAMES)
+    assert make_config(hide_attributes=2).hidden == MACHINE_NAMES[2:4]
