@@ -6,6 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Tests run two pytest-xdist workers on 2 cores: one thread each avoids oversubscription.
+torch.set_num_threads(1)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get("ASDLAB_SHARED", REPO_ROOT.parent / "shared"))

@@ -1,1 +1,23 @@
-"""encoders"""
+"""Encoders: plain nn.Modules mapping spectrograms to token features and clip embeddings.
+
+Presets are built by short name (`create_encoder("eat-base")`); released EAT weights load with
+`load_eat_checkpoint`, and any encoder saves to / loads from one safetensors file.
+"""
+
+from asdlab.encoders.checkpoints import CheckpointReport, load_eat_checkpoint, load_encoder, save_encoder
+from asdlab.encoders.eat import EATDecoder, EATEncoder, EATFeatures, create_eat_decoder
+from asdlab.encoders.registry import create_encoder, list_encoders, register_encoder
+
+__all__ = [
+    "create_encoder",
+    "list_encoders",
+    "register_encoder",
+    "EATEncoder",
+    "EATDecoder",
+    "EATFeatures",
+    "create_eat_decoder",
+    "load_eat_checkpoint",
+    "CheckpointReport",
+    "save_encoder",
+    "load_encoder",
+]

@@ -29,10 +29,15 @@ class LogMelStats(nn.Module):
         super().__init__()
         self.fbank = KaldiFbank(sample_frequency=float(sample_rate), num_mel_bins=num_mel_bins, low_freq=low_freq)
         self.num_mel_bins = num_mel_bins
+        self.sample_rate = sample_rate
 
     @property
     def embed_dim(self) -> int:
         return 2 * self.num_mel_bins
+
+    def example_input(self, batch: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """A random waveform batch (B, S) of 0.5 s, for generic tests."""
+        return 0.1 * torch.randn(batch, self.sample_rate // 2, generator=generator)
 
     def forward(self, waveform: Tensor) -> Tensor:
         logmel = self.fbank(waveform)  # (B, T, F)
@@ -44,6 +49,10 @@ class ClipLevel(nn.Module):
     """Waveform (B, S) -> its mean power in dB, shape (B, 1)."""
 
     embed_dim = 1
+
+    def example_input(self, batch: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """A random waveform batch (B, S) of 4000 samples, for generic tests."""
+        return 0.1 * torch.randn(batch, 4000, generator=generator)
 
     def forward(self, waveform: Tensor) -> Tensor:
         power = waveform.double().pow(2).mean(dim=1, keepdim=True)  # (B, 1)

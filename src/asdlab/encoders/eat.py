@@ -1,0 +1,385 @@
+"""EAT, the Efficient Audio Transformer (Chen et al., IJCAI 2024), in plain PyTorch.
+
+Implements `EAT.md` ("Encoder" and the CNN decoder of "Self-supervised pre-training") so the
+released fairseq / Hugging Face weights load without fairseq (see `checkpoints.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from asdlab.encoders.layers import PostNormBlock, sincos_2d_table
+from asdlab.encoders.registry import register_encoder
+
+__all__ = [
+    "EATPreset",
+    "EAT_PRESETS",
+    "EATFeatures",
+    "EATEncoder",
+    "EATDecoder",
+    "create_eat_decoder",
+    "eat_tiny",
+    "eat_small",
+    "eat_base",
+    "eat_large",
+]
+
+PoolMode = Literal["cls", "mean", "both"]
+
+
+@dataclass(frozen=True)
+class EATPreset:
+    """Sizes of one EAT variant; heads are 64 wide as in the released models."""
+
+    embed_dim: int
+    depth: int
+    num_heads: int
+    decoder_layers: int
+    decoder_kernel: int
+
+
+EAT_PRESETS: dict[str, EATPreset] = {
+    # Test and CI size (~1.9 M): 4 blocks are enough to exercise depth-dependent code paths
+    # (layer averaging of the teacher targets, drop-path schedules) at toy cost on CPU.
+    "eat-tiny": EATPreset(embed_dim=192, depth=4, num_heads=3, decoder_layers=2, decoder_kernel=3),
+    # ViT-S/DeiT-S geometry (~22 M, ~1/4 of base's FLOPs): a known-good width/depth for training
+    # from scratch, and fast enough for laptop-scale DAP on CPU.
+    "eat-small": EATPreset(embed_dim=384, depth=12, num_heads=6, decoder_layers=6, decoder_kernel=3),
+    # EAT.md: 768 wide, 12 blocks, 12 heads; decoder 6 layers, kernel 3 (≈88 M with the decoder).
+    "eat-base": EATPreset(embed_dim=768, depth=12, num_heads=12, decoder_layers=6, decoder_kernel=3),
+    # EAT.md: 1024 wide, 24 blocks, 16 heads; decoder 3 layers, kernel 5 (≈309 M with the decoder).
+    "eat-large": EATPreset(embed_dim=1024, depth=24, num_heads=16, decoder_layers=3, decoder_kernel=5),
+}
+
+
+@dataclass(frozen=True)
+class EATFeatures:
+    """Output of `EATEncoder.forward_features`; the same type in train and eval mode.
+
+    Attributes:
+        cls: final CLS token (B, D).
+        patches: final patch tokens (B, K, D), K = N or the kept count under a patch mask, in
+            ascending time-major grid order (index t * 8 + f).
+        padding_mask: (B, K) bool, True for patches that cover only padded frames; None when
+            nothing is padded.
+        layer_mlp_outputs: when requested, one (B, K + 1, D) tensor per block (CLS first): the
+            MLP output h before the residual add and LN2.
+    """
+
+    cls: Tensor
+    patches: Tensor
+    padding_mask: Tensor | None = None
+    layer_mlp_outputs: tuple[Tensor, ...] | None = None
+
+
+class EATEncoder(nn.Module):
+    """EAT encoder: patch embedding, fixed 2-D sin-cos positions, CLS, pre-norm, post-LN blocks.
+
+    Input is a normalised log-mel spectrogram (B, 1, T, F): time is the height axis, F = 128 mel
+    bins the width. 16 x 16 patches give a (T/16) x 8 grid read time-major; positions come from a
+    fixed table for 768 x 8 patches, so T may vary up to 12288 frames (any multiple of 16).
+
+    Args:
+        embed_dim: token width D.
+        depth: number of post-LN blocks.
+        num_heads: attention heads.
+        mlp_ratio: MLP width over D.
+        num_mel_bins: F; must be 16 x the table's frequency patches.
+        max_time_patches: rows of the position table (EAT: 768).
+        norm_eps: LayerNorm epsilon of the pre-norm and the blocks.
+        drop_path: stochastic depth of the last block, rising linearly from 0 at the first
+            (EAT fine-tuning: 0.1; pre-training: 0).
+    """
+
+    patch_size = 16
+
+    def __init__(
+        self,
+        *,
+        embed_dim: int = 768,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        num_mel_bins: int = 128,
+        max_time_patches: int = 768,
+        norm_eps: float = 1e-6,
+        drop_path: float = 0.0,
+    ):
+        super().__init__()
+        if num_mel_bins % self.patch_size:
+            raise ValueError(f"num_mel_bins must be a multiple of {self.patch_size}, got {num_mel_bins}")
+        self.num_mel_bins = num_mel_bins
+        self.freq_patches = num_mel_bins // self.patch_size
+        self.max_time_patches = max_time_patches
+        self.patch_embed = nn.Conv2d(1, embed_dim, kernel_size=self.patch_size, stride=self.patch_size)
+        self.cls_token = nn.Parameter(torch.empty(1, 1, embed_dim))
+        self.pre_norm = nn.LayerNorm(embed_dim, eps=norm_eps)
+        rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]  # np.linspace(0, drop_path, depth)
+        self.blocks = nn.ModuleList(
+            PostNormBlock(embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, norm_eps=norm_eps, drop_path=rate)
+            for rate in rates
+        )
+        table = sincos_2d_table(embed_dim, max_time_patches, self.freq_patches)  # (768 * 8, D)
+        self.register_buffer("pos_table", table, persistent=False)
+        self.reset_parameters()
+
+    @property
+    def embed_dim(self) -> int:
+        """Token width D (also the size of the "cls" and "mean" embeddings)."""
+        return self.cls_token.shape[-1]
+
+    def reset_parameters(self) -> None:
+        """EAT's initialisation (fairseq `init_bert_params`): Linear N(0, 0.02) (plain, not
+        truncated) with zero bias; LayerNorm 1 / 0; CLS N(0, 1); patch conv xavier-uniform on its
+        (D, 256) view with PyTorch's default bias."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, mean=0.0, std=0.02)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        self.patch_embed.reset_parameters()
+        weight = self.patch_embed.weight
+        nn.init.xavier_uniform_(weight.view(weight.shape[0], -1))  # (D, 1, 16, 16) viewed as (D, 256)
+        nn.init.normal_(self.cls_token, mean=0.0, std=1.0)
+
+    def example_input(
+        self, batch: int = 2, *, num_frames: int = 64, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """A random spectrogram (batch, 1, num_frames, F) for tests and shape checks."""
+        device = self.cls_token.device
+        return torch.randn(batch, 1, num_frames, self.num_mel_bins, generator=generator, device=device)
+
+    def _patch_padding(self, padding_mask: Tensor, time_patches: int) -> Tensor:
+        """Frame padding (B, T) -> patch padding (B, N): a patch is padding when all its frames are."""
+        B = padding_mask.shape[0]
+        rows = padding_mask.reshape(B, time_patches, self.patch_size).all(dim=2)  # (B, T/16)
+        return rows.repeat_interleave(self.freq_patches, dim=1)  # (B, T/16 * 8), time-major
+
+    def forward_features(
+        self,
+        x: Tensor,
+        *,
+        padding_mask: Tensor | None = None,
+        patch_mask: Tensor | None = None,
+        return_layer_outputs: bool = False,
+    ) -> EATFeatures:
+        """Encode a spectrogram into CLS and patch tokens.
+
+        Args:
+            x: (B, 1, T, F), T a multiple of 16 and at most 16 x `max_time_patches`.
+            padding_mask: (B, T) bool over frames, True for padding (clips shorter than the
+                batch). Patches made only of padding are excluded from attention and from "mean".
+            patch_mask: (B, N) bool over the N = (T/16) * 8 patches, **True for patches kept**
+                (visible to the encoder); the others are dropped before the blocks, as for EAT's
+                student. Every row must keep the same number of patches.
+            return_layer_outputs: also return each block's MLP output (teacher targets).
+
+        Returns:
+            `EATFeatures`.
+
+        Raises:
+            ValueError: on a wrong input shape or unequal kept counts.
+        """
+        if x.ndim != 4 or x.shape[1] != 1 or x.shape[3] != self.num_mel_bins:
+            raise ValueError(f"expected input (B, 1, T, {self.num_mel_bins}), got {tuple(x.shape)}")
+        B, _, T, _ = x.shape
+        if T % self.patch_size or not 0 < T // self.patch_size <= self.max_time_patches:
+            raise ValueError(
+                f"T = {T} frames must be a positive multiple of {self.patch_size}, "
+                f"at most {self.patch_size * self.max_time_patches}"
+            )
+        time_patches = T // self.patch_size
+        N = time_patches * self.freq_patches
+
+        tokens = self.patch_embed(x)  # (B, D, T/16, 8)
+        tokens = tokens.flatten(2).transpose(1, 2)  # (B, N, D), index t * 8 + f
+        # Time-major rows: the first N rows of the 768 x 8 table are the first T/16 time rows.
+        tokens = tokens + self.pos_table[:N]
+
+        patch_padding = None
+        if padding_mask is not None:
+            if padding_mask.shape != (B, T):
+                raise ValueError(f"padding_mask must be (B, T) = {(B, T)}, got {tuple(padding_mask.shape)}")
+            patch_padding = self._patch_padding(padding_mask.bool(), time_patches)
+
+        if patch_mask is not None:
+            if patch_mask.shape != (B, N):
+                raise ValueError(f"patch_mask must be (B, N) = {(B, N)}, got {tuple(patch_mask.shape)}")
+            patch_mask = patch_mask.bool()
+            kept = patch_mask.sum(dim=1)
+            K = int(kept[0])
+            if not bool((kept == K).all()):
+                raise ValueError(f"patch_mask keeps {kept.tolist()} patches per row; every row must keep the same")
+            # Kept positions in ascending grid order: stable sort puts True (0 after ~) first.
+            keep_ids = torch.argsort((~patch_mask).to(torch.uint8), dim=1, stable=True)[:, :K]  # (B, K)
+            tokens = tokens.gather(1, keep_ids[:, :, None].expand(-1, -1, tokens.shape[-1]))  # (B, K, D)
+            if patch_padding is not None:
+                patch_padding = patch_padding.gather(1, keep_ids)  # (B, K)
+
+        if patch_padding is not None and not bool(patch_padding.any()):
+            patch_padding = None
+        key_padding = None
+        if patch_padding is not None:
+            key_padding = F.pad(patch_padding, (1, 0), value=False)  # CLS is never padding
+
+        x = torch.cat([self.cls_token.expand(B, -1, -1), tokens], dim=1)  # (B, K + 1, D)
+        x = self.pre_norm(x)
+        mlp_outputs = []
+        for block in self.blocks:
+            x, h = block(x, key_padding_mask=key_padding)
+            if return_layer_outputs:
+                mlp_outputs.append(h)
+        return EATFeatures(
+            cls=x[:, 0],
+            patches=x[:, 1:],
+            padding_mask=patch_padding,
+            layer_mlp_outputs=tuple(mlp_outputs) if return_layer_outputs else None,
+        )
+
+    def pool(self, features: EATFeatures, how: PoolMode = "cls") -> Tensor:
+        """Clip embedding from `forward_features` output.
+
+        Args:
+            features: output of `forward_features`.
+            how: "cls" (B, D), "mean" of the non-padding patch tokens (B, D), or "both" (B, 2 D)
+                = [cls, mean].
+        """
+        if how == "cls":
+            return features.cls
+        if how == "mean":
+            if features.padding_mask is None:
+                return features.patches.mean(dim=1)
+            weights = (~features.padding_mask).to(features.patches.dtype)[:, :, None]  # (B, K, 1)
+            return (features.patches * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+        if how == "both":
+            return torch.cat([features.cls, self.pool(features, "mean")], dim=1)
+        raise ValueError(f"how must be 'cls', 'mean' or 'both', got {how!r}")
+
+    def forward(self, x: Tensor, *, padding_mask: Tensor | None = None) -> Tensor:
+        """CLS embedding (B, D) of spectrograms (B, 1, T, F); see `forward_features` and `pool`."""
+        return self.forward_features(x, padding_mask=padding_mask).cls
+
+
+class _ChannelLayerNorm(nn.Module):
+    """LayerNorm without affine over the channel axis of (B, C, H, W) maps."""
+
+    def __init__(self, num_channels: int, *, eps: float):
+        super().__init__()
+        self.num_channels = num_channels
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.permute(0, 2, 3, 1)  # (B, C, H, W) -> (B, H, W, C)
+        x = F.layer_norm(x, (self.num_channels,), eps=self.eps)
+        return x.permute(0, 3, 1, 2)  # (B, H, W, C) -> (B, C, H, W)
+
+
+class EATDecoder(nn.Module):
+    """EAT's lightweight CNN decoder of the student (data2vec 2.0 `Decoder2d`).
+
+    Kept student tokens and N(0, 0.01^2) mask tokens are put back on the (T/16) x 8 grid; then
+    `num_layers` x [grouped Conv2d -> channel LayerNorm (no affine, eps 1e-5) -> GELU], each with
+    a residual add, and a per-position Linear. No positions are added.
+
+    Args:
+        embed_dim: D of the encoder.
+        num_layers: conv layers (base 6, large 3).
+        kernel_size: conv kernel (base 3, large 5).
+        groups: conv groups (16).
+        freq_patches: grid width (8 for 128 mel bins).
+        mask_noise_std: standard deviation of the mask tokens (0.01).
+    """
+
+    def __init__(
+        self,
+        *,
+        embed_dim: int = 768,
+        num_layers: int = 6,
+        kernel_size: int = 3,
+        groups: int = 16,
+        freq_patches: int = 8,
+        mask_noise_std: float = 0.01,
+    ):
+        super().__init__()
+        self.freq_patches = freq_patches
+        self.mask_noise_std = mask_noise_std
+        # nn.Sequential keeps the released key names `blocks.{i}.0.{weight,bias}`.
+        self.blocks = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(embed_dim, embed_dim, kernel_size, padding=kernel_size // 2, groups=groups),
+                _ChannelLayerNorm(embed_dim, eps=1e-5),  # fairseq LayerNorm default eps
+                nn.GELU(),
+            )
+            for _ in range(num_layers)
+        )
+        self.proj = nn.Linear(embed_dim, embed_dim)
+
+    def forward(self, patches: Tensor, patch_mask: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        """Predict every grid position from the kept tokens.
+
+        Args:
+            patches: student patch tokens without CLS (B, K, D), in ascending grid order as
+                returned by `EATEncoder.forward_features(..., patch_mask=patch_mask)`.
+            patch_mask: (B, N) bool, True for kept patches (K per row).
+            generator: source of the mask-token noise.
+
+        Returns:
+            (B, N, D) predictions in grid order.
+        """
+        B, N = patch_mask.shape
+        D = patches.shape[-1]
+        if N % self.freq_patches:
+            raise ValueError(f"{N} patches do not fill rows of {self.freq_patches}")
+        grid = torch.randn(B, N, D, generator=generator, device=patches.device, dtype=patches.dtype)
+        grid = grid * self.mask_noise_std
+        # masked_scatter fills True positions in row-major order, i.e. ascending grid index per row.
+        grid = grid.masked_scatter(patch_mask.bool()[:, :, None], patches)  # (B, N, D)
+        x = grid.view(B, N // self.freq_patches, self.freq_patches, D).permute(0, 3, 1, 2)  # (B, D, T/16, 8)
+        for block in self.blocks:
+            x = x + block(x)
+        x = x.permute(0, 2, 3, 1).reshape(B, N, D)  # (B, D, T/16, 8) -> (B, N, D)
+        return self.proj(x)
+
+
+def _build_encoder(name: str, overrides: dict) -> EATEncoder:
+    preset = EAT_PRESETS[name]
+    kwargs = dict(embed_dim=preset.embed_dim, depth=preset.depth, num_heads=preset.num_heads)
+    return EATEncoder(**{**kwargs, **overrides})
+
+
+def create_eat_decoder(name: str, **overrides) -> EATDecoder:
+    """The decoder that goes with the encoder preset `name` (e.g. "eat-base")."""
+    preset = EAT_PRESETS[name]
+    kwargs = dict(embed_dim=preset.embed_dim, num_layers=preset.decoder_layers, kernel_size=preset.decoder_kernel)
+    return EATDecoder(**{**kwargs, **overrides})
+
+
+@register_encoder("eat-tiny")
+def eat_tiny(**overrides) -> EATEncoder:
+    """EAT-tiny: 192 wide, 4 blocks, 3 heads (tests, CI)."""
+    return _build_encoder("eat-tiny", overrides)
+
+
+@register_encoder("eat-small")
+def eat_small(**overrides) -> EATEncoder:
+    """EAT-small: 384 wide, 12 blocks, 6 heads (CPU-scale training)."""
+    return _build_encoder("eat-small", overrides)
+
+
+@register_encoder("eat-base")
+def eat_base(**overrides) -> EATEncoder:
+    """EAT-base: 768 wide, 12 blocks, 12 heads (the released EAT-base checkpoints)."""
+    return _build_encoder("eat-base", overrides)
+
+
+@register_encoder("eat-large")
+def eat_large(**overrides) -> EATEncoder:
+    """EAT-large: 1024 wide, 24 blocks, 16 heads (the released EAT-large checkpoint)."""
+    return _build_encoder("eat-large", overrides)
