@@ -6,13 +6,16 @@ our own array so the bank is not copied) or, when faiss is absent or not wanted,
 matmul with `argpartition`. Both paths then recompute the distances of the k chosen neighbours in
 float64 and order them by (distance, index), so they return identical results, ties included.
 Large banks may use an approximate faiss index (IVF-Flat or HNSW), chosen with `ApproximateIndex`.
-faiss-cpu wheels bundle an OpenBLAS that may not recognise recent CPUs and fall back to slow kernels
-(4-5x slower on a Sapphire Rapids Xeon); `OPENBLAS_CORETYPE=SkylakeX` in the environment fixes it.
+faiss-cpu wheels bundle an OpenBLAS (0.3.15) that does not recognise recent CPUs and falls back to
+slow kernels (4-5x slower than NumPy on a Sapphire Rapids Xeon). On CPUs with AVX-512 this module
+therefore defaults `OPENBLAS_CORETYPE` to `SkylakeX` (valid on every AVX-512 CPU) before faiss
+loads, unless the user has set it; OpenBLAS copies already loaded (NumPy's) are unaffected.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,6 +23,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from asdlab.errors import ConfigError, DataError, NotFittedError
+
+
+def _default_openblas_coretype() -> None:
+    if "OPENBLAS_CORETYPE" in os.environ:
+        return
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:  # not Linux: leave OpenBLAS to its own detection
+        return
+    if " avx512f" in flags:
+        os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
+
+
+_default_openblas_coretype()
 
 try:  # faiss is optional: the NumPy path gives the same exact results.
     import faiss
