@@ -19,19 +19,21 @@ class ProgressPrinter:
     def __call__(self, done: int, total: int) -> None:
         now = time.perf_counter()
         if self._start is None or done < self._last_done:
-            self._start, self._last_done = now, 0
+            # The rate counts from the first report: a resumed job starts at done > 0.
+            self._start, self._start_done = now, done
         self._last_done = done
-        if done == 0:
+        if done == self._start_done:
             return
         finished = done >= total
         if not finished and now - self._last_print < self.min_interval_s:
             return
         self._last_print = now
         elapsed = max(now - self._start, 1e-9)
-        rate = done / elapsed
+        rate = (done - self._start_done) / elapsed
         eta = (total - done) / rate if rate > 0 else float("inf")
         end = "\n" if finished else ""
         self.stream.write(f"\r{self.label}: {done}/{total} ({rate:.1f}/s, ETA {eta:.0f} s)   {end}")
         self.stream.flush()
 
     _last_done = 0
+    _start_done = 0

@@ -4,7 +4,8 @@ Sources (`EAT.md`, "Released checkpoints"): fairseq pre-trained files (student, 
 CNN decoder), fairseq fine-tuned files (`model.` prefix, `fc_norm` / `head` ignored), and Hugging
 Face copies (safetensors or pytorch_model.bin). Every name and shape is checked; a mismatch raises
 `CheckpointError` listing the missing, unexpected and mis-shaped keys. Pickles are read by a
-restricted unpickler that never imports or runs anything outside a short allowlist.
+restricted unpickler that never imports or runs anything outside a short allowlist. Also: the
+EfficientAT mn04 AudioSet weights, and `load_encoder_weights`, which reads any of these formats.
 """
 
 from __future__ import annotations
@@ -15,22 +16,26 @@ import logging
 import os
 import pickle
 import types
+import urllib.request
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from asdlab._io import atomic_path
+from asdlab._io import atomic_path, sha256_file
 from asdlab.encoders.eat import EAT_PRESETS, EATEncoder, create_eat_decoder
 from asdlab.encoders.layers import sincos_2d_table
 from asdlab.encoders.registry import create_encoder
 from asdlab.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from asdlab.encoders.mobilenet import MobileNetV3
 
 __all__ = [
     "StubObject",
@@ -47,6 +52,12 @@ __all__ = [
     "save_encoder",
     "load_encoder",
     "read_encoder_metadata",
+    "MN04_FILENAME",
+    "MN04_URL",
+    "MN04_SHA256",
+    "load_mn04_weights",
+    "download_mn04_weights",
+    "load_encoder_weights",
 ]
 
 logger = logging.getLogger(__name__)
@@ -658,3 +669,119 @@ def load_encoder(path: str | os.PathLike, *, device: str | torch.device = "cpu",
         raise CheckpointError(_problems_message(header, missing, unexpected, misshaped))
     encoder.load_state_dict(state, strict=True)
     return encoder.to(device).eval()
+
+
+# EfficientAT mn04 AudioSet weights (the model and its key check live in mobilenet.py).
+
+MN04_FILENAME = "mn04_as_mAP_432.pt"
+MN04_URL = f"https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/{MN04_FILENAME}"
+MN04_SHA256 = "899a8c6217063f6941793102a2780b3dd788ab11fce468d9cf5f0577c453321c"
+
+
+def load_mn04_weights(path: str | os.PathLike, *, model: MobileNetV3 | None = None) -> MobileNetV3:
+    """Load the EfficientAT `mn04_as` state dict strictly into `model` (a new mn04 when None).
+
+    Args:
+        path: the `.pt` file (a plain state dict of 312 tensors).
+        model: a `MobileNetV3` built for these weights.
+
+    Returns:
+        the model with the weights, in eval mode.
+
+    Raises:
+        CheckpointError: the file is unreadable, not a state dict, or does not fit the model.
+    """
+    # Imported here: mobilenet.py re-exports this function, so a top-level import would be circular.
+    from asdlab.encoders.mobilenet import check_mn04_state_dict, mobilenet_mn04
+
+    model = model if model is not None else mobilenet_mn04()
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for corrupt or foreign files
+        raise CheckpointError(f"{path}: cannot read as a PyTorch state dict ({error})") from error
+    if not isinstance(state_dict, dict) or not all(isinstance(v, Tensor) for v in state_dict.values()):
+        raise CheckpointError(f"{path}: expected a plain state dict of tensors, got {type(state_dict).__name__}")
+    check_mn04_state_dict(model, state_dict, source=str(path))
+    model.load_state_dict(state_dict, strict=True)
+    return model.eval()
+
+
+def download_mn04_weights(
+    directory: str | os.PathLike, *, url: str = MN04_URL, sha256: str = MN04_SHA256, timeout_s: float = 60.0
+) -> Path:
+    """Download the mn04 AudioSet weights into `directory` (explicit opt-in; nothing calls this for you).
+
+    An existing file with the right hash is reused. The download is written atomically and kept only
+    if its SHA-256 matches.
+
+    Returns:
+        path of the verified file.
+
+    Raises:
+        CheckpointError: the downloaded file's hash differs from `sha256`.
+        OSError: the download failed.
+    """
+    target = Path(directory) / url.rsplit("/", 1)[-1]
+    if target.is_file() and sha256_file(target) == sha256:
+        return target
+    logger.info("downloading %s to %s", url, target)
+    with atomic_path(target) as tmp:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response, open(tmp, "wb") as f:
+            while chunk := response.read(1 << 20):
+                f.write(chunk)
+        digest = sha256_file(tmp)
+        if digest != sha256:
+            raise CheckpointError(f"{url}: sha256 {digest} does not match the expected {sha256}")
+    return target
+
+
+# Any supported file -> a preset with its weights.
+
+
+def _asdlab_metadata(path: Path) -> dict[str, Any] | None:
+    """`save_encoder` metadata, or None when `path` is not such a file (e.g. a Hugging Face copy)."""
+    if not (path.is_file() and path.suffix == ".safetensors"):
+        return None
+    try:
+        return read_encoder_metadata(path)
+    except CheckpointError:
+        return None
+
+
+def load_encoder_weights(path: str | os.PathLike, preset: str, **overrides: Any) -> tuple[nn.Module, str]:
+    """Build the encoder preset `preset` with the weights in `path`, whatever their format.
+
+    Formats: asdlab's own safetensors (`save_encoder`, any preset); a released EAT file or Hugging
+    Face copy (EAT presets, student weights); the EfficientAT state dict (`mobilenet-mn04`).
+
+    Args:
+        path: the weights file (or a Hugging Face snapshot folder).
+        preset: registry name the weights must fit.
+        **overrides: constructor overrides of the preset (e.g. `drop_path=0.1`).
+
+    Returns:
+        (encoder in eval mode on the CPU, format): format is "asdlab", a `CheckpointReport.source`
+        ("fairseq-pretrained", "fairseq-finetuned", "hf") or "efficientat".
+
+    Raises:
+        CheckpointError: unreadable file, a file made for another preset, or keys that do not fit.
+    """
+    path = Path(path)
+    metadata = _asdlab_metadata(path)
+    if metadata is not None:
+        if metadata["preset"] != preset:
+            raise CheckpointError(f"{path}: holds a {metadata['preset']!r} encoder, not {preset!r}")
+        return load_encoder(path, **overrides), "asdlab"
+    if preset in EAT_PRESETS:
+        encoder, report = load_eat_checkpoint(path, preset=preset)
+        if overrides:  # rebuild with the overrides (e.g. drop_path); the shapes are the preset's
+            state = encoder.state_dict()
+            encoder = create_encoder(preset, **overrides)
+            encoder.load_state_dict(state, strict=True)
+        return encoder.eval(), report.source
+    if preset == "mobilenet-mn04":
+        return load_mn04_weights(path, model=create_encoder(preset, **overrides)), "efficientat"
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such weights file")
+    raise CheckpointError(f"{path}: {preset!r} loads only asdlab encoder files (written by save_encoder)")
+

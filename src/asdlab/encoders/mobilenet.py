@@ -8,16 +8,18 @@ released file loads strictly. Front end: `models/preprocess.py` (`AugmentMelSTFT
 
 from __future__ import annotations
 
-import logging
-import os
-import urllib.request
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from asdlab._io import atomic_path, sha256_file
+# Reading and downloading the weights is file I/O, which lives in checkpoints.py (STYLE.md); re-exported here.
+from asdlab.encoders.checkpoints import (
+    MN04_FILENAME,
+    MN04_SHA256,
+    MN04_URL,
+    download_mn04_weights,
+    load_mn04_weights,
+)
 from asdlab.encoders.conv_layers import SqueezeExcitation
 from asdlab.encoders.registry import register_encoder
 from asdlab.errors import CheckpointError, ConfigError
@@ -26,6 +28,7 @@ from asdlab.features.fbank import kaldi_mel_banks
 __all__ = [
     "MobileNetV3",
     "EfficientATFrontEnd",
+    "EfficientATInput",
     "EfficientATTagger",
     "mobilenet_mn04",
     "check_mn04_state_dict",
@@ -35,12 +38,6 @@ __all__ = [
     "MN04_SHA256",
     "MN04_FILENAME",
 ]
-
-logger = logging.getLogger(__name__)
-
-MN04_FILENAME = "mn04_as_mAP_432.pt"
-MN04_URL = f"https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/{MN04_FILENAME}"
-MN04_SHA256 = "899a8c6217063f6941793102a2780b3dd788ab11fce468d9cf5f0577c453321c"
 
 # MobileNetV3-Large bottlenecks before width scaling (Howard et al. 2019, Table 1; EfficientAT keeps them):
 # (kernel, expanded channels, output channels, squeeze-excitation, hardswish (else ReLU), stride).
@@ -327,30 +324,28 @@ def _upsampling_filter(factor: int, *, zero_crossings: int = 32, rolloff: float 
     return (rolloff * torch.sinc(rolloff * k / factor) * window).float()  # (2 * half + 1,)
 
 
-class EfficientATTagger(nn.Module):
-    """Waveform -> AudioSet logits or embedding with an EfficientAT model and its front end.
+class EfficientATInput(nn.Module):
+    """Waveform (B, S) at `sample_rate` = 32000 / n -> EfficientAT model input (B, 1, 128, T).
 
-    Inputs at `sample_rate` = 32000 / n (16 kHz, 8 kHz, ...) are upsampled by n with a windowed-sinc
-    filter first; content above the input's Nyquist is then (correctly) absent.
+    Inputs below 32 kHz (16 kHz, 8 kHz, ...) are upsampled by n with a windowed-sinc filter first;
+    content above the input's Nyquist is then (correctly) absent. No trainable parameters.
 
     Args:
-        model: the network (e.g. `load_mn04_weights(path)`); a random mn04 when None.
-        sample_rate: Hz of the waveforms given to `forward` / `embed`.
+        sample_rate: Hz of the input waveforms.
 
     Raises:
         ConfigError: `sample_rate` does not divide 32000.
     """
 
-    def __init__(self, model: MobileNetV3 | None = None, *, sample_rate: int = 32000) -> None:
+    front_rate = 32000
+
+    def __init__(self, *, sample_rate: int = 32000) -> None:
         super().__init__()
-        front_rate = 32000
-        if front_rate % sample_rate:
-            raise ConfigError(f"sample_rate={sample_rate} Hz must divide {front_rate} Hz; resample first")
+        if sample_rate <= 0 or self.front_rate % sample_rate:
+            raise ConfigError(f"sample_rate={sample_rate} Hz must divide {self.front_rate} Hz; resample first")
         self.sample_rate = sample_rate
-        self.factor = front_rate // sample_rate
-        self.front_end = EfficientATFrontEnd(sample_rate=front_rate)
-        self.model = model if model is not None else mobilenet_mn04()
-        self.embed_dim = self.model.embed_dim
+        self.factor = self.front_rate // sample_rate
+        self.front_end = EfficientATFrontEnd(sample_rate=self.front_rate)
         filt = _upsampling_filter(self.factor) if self.factor > 1 else torch.ones(1)
         self.register_buffer("upsampling_filter", filt, persistent=False)
 
@@ -366,9 +361,37 @@ class EfficientATTagger(nn.Module):
         )  # (B, 1, S * factor)
         return out.squeeze(1)
 
+    def forward(self, waveform: Tensor) -> Tensor:
+        """(B, S) at `sample_rate` -> (B, 1, 128, T) normalised log-mel."""
+        return self.front_end(self.to_front_rate(waveform))
+
+
+class EfficientATTagger(nn.Module):
+    """Waveform -> AudioSet logits or embedding with an EfficientAT model and its input (`EfficientATInput`).
+
+    Args:
+        model: the network (e.g. `load_mn04_weights(path)`); a random mn04 when None.
+        sample_rate: Hz of the waveforms given to `forward` / `embed` (32000 / n).
+
+    Raises:
+        ConfigError: `sample_rate` does not divide 32000.
+    """
+
+    def __init__(self, model: MobileNetV3 | None = None, *, sample_rate: int = 32000) -> None:
+        super().__init__()
+        self.input = EfficientATInput(sample_rate=sample_rate)
+        self.sample_rate = sample_rate
+        self.factor = self.input.factor
+        self.model = model if model is not None else mobilenet_mn04()
+        self.embed_dim = self.model.embed_dim
+
+    def to_front_rate(self, waveform: Tensor) -> Tensor:
+        """(B, S) at `sample_rate` -> (B, S * factor) at 32 kHz."""
+        return self.input.to_front_rate(waveform)
+
     def mel(self, waveform: Tensor) -> Tensor:
         """(B, S) at `sample_rate` -> (B, 1, 128, T) model input."""
-        return self.front_end(self.to_front_rate(waveform))
+        return self.input(waveform)
 
     def embed(self, waveform: Tensor) -> Tensor:
         """(B, S) at `sample_rate` -> (B, embed_dim)."""
@@ -400,58 +423,3 @@ def check_mn04_state_dict(model: nn.Module, state_dict: dict[str, Tensor], *, so
             if keys
         ]
         raise CheckpointError(f"{source} does not fit {type(model).__name__}: " + "; ".join(parts))
-
-
-def load_mn04_weights(path: str | os.PathLike, *, model: MobileNetV3 | None = None) -> MobileNetV3:
-    """Load the EfficientAT `mn04_as` state dict strictly into `model` (a new mn04 when None).
-
-    Args:
-        path: the `.pt` file (a plain state dict of 312 tensors).
-        model: a `MobileNetV3` built for these weights.
-
-    Returns:
-        the model with the weights, in eval mode.
-
-    Raises:
-        CheckpointError: the file is unreadable, not a state dict, or does not fit the model.
-    """
-    model = model if model is not None else mobilenet_mn04()
-    try:
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for corrupt or foreign files
-        raise CheckpointError(f"{path}: cannot read as a PyTorch state dict ({error})") from error
-    if not isinstance(state_dict, dict) or not all(isinstance(v, Tensor) for v in state_dict.values()):
-        raise CheckpointError(f"{path}: expected a plain state dict of tensors, got {type(state_dict).__name__}")
-    check_mn04_state_dict(model, state_dict, source=str(path))
-    model.load_state_dict(state_dict, strict=True)
-    return model.eval()
-
-
-def download_mn04_weights(
-    directory: str | os.PathLike, *, url: str = MN04_URL, sha256: str = MN04_SHA256, timeout_s: float = 60.0
-) -> Path:
-    """Download the mn04 AudioSet weights into `directory` (explicit opt-in; nothing calls this for you).
-
-    An existing file with the right hash is reused. The download is written atomically and kept only
-    if its SHA-256 matches.
-
-    Returns:
-        path of the verified file.
-
-    Raises:
-        CheckpointError: the downloaded file's hash differs from `sha256`.
-        OSError: the download failed.
-    """
-    target = Path(directory) / url.rsplit("/", 1)[-1]
-    if target.is_file() and sha256_file(target) == sha256:
-        return target
-    logger.info("downloading %s to %s", url, target)
-    with atomic_path(target) as tmp:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response, open(tmp, "wb") as f:
-            while chunk := response.read(1 << 20):
-                f.write(chunk)
-        digest = sha256_file(tmp)
-        if digest != sha256:
-            raise CheckpointError(f"{url}: sha256 {digest} does not match the expected {sha256}")
-    return target
-

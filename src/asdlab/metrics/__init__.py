@@ -27,6 +27,7 @@ from asdlab.metrics.files import (
     score_file_name,
     write_anomaly_scores,
     write_decisions,
+    write_ground_truth,
     write_summary_csv,
 )
 from asdlab.metrics.jackknife import JackknifeCI, JackknifeResult, jackknife, jackknife_auc_pauc
@@ -58,6 +59,7 @@ __all__ = [
     "find_score_files",
     "SectionTruth",
     "load_ground_truth",
+    "write_ground_truth",
     "align_scores",
     "write_summary_csv",
     "evaluate_scores_dir",

@@ -36,6 +36,7 @@ __all__ = [
     "SectionTruth",
     "ground_truth_from_dataset",
     "ground_truth_from_evaluator",
+    "write_ground_truth",
     "load_ground_truth",
     "align_scores",
     "write_summary_csv",
@@ -361,6 +362,41 @@ def ground_truth_from_evaluator(directory: str | os.PathLike) -> dict[tuple[str,
         key: _section_truth(*key, rows, source=str(directory), aliases=aliases.get(key))
         for key, rows in sorted(clips.items())
     }
+
+
+def write_ground_truth(
+    directory: str | os.PathLike,
+    machine: str,
+    section: str,
+    filenames: Sequence[str],
+    labels: ArrayLike,
+    domains: ArrayLike,
+) -> tuple[Path, Path]:
+    """Write one section's truth in the organisers' evaluator layout, which `load_ground_truth` reads.
+
+    Args:
+        directory: the evaluator folder; files go to its `ground_truth_data/` and `ground_truth_domain/`.
+        machine: machine type.
+        section: two-digit section.
+        filenames: clip base names, shape (N,).
+        labels: shape (N,), 1 = anomaly, 0 = normal.
+        domains: shape (N,), 1 = target, 0 = source.
+
+    Returns:
+        The label file and the domain file written.
+
+    Raises:
+        EvaluationError: length mismatch, values other than 0 and 1, malformed names.
+    """
+    name = score_file_name(machine, section).replace("anomaly_score_", "ground_truth_", 1)
+    written = []
+    for folder, values, what in (("ground_truth_data", labels, "labels"), ("ground_truth_domain", domains, "domains")):
+        v = np.asarray(values).ravel()
+        path = Path(directory) / folder / name
+        if not np.all((v == 0) | (v == 1)):
+            raise EvaluationError(f"{path}: {what} must be 0 or 1")
+        written.append(_write(path, [os.path.basename(str(f)) for f in filenames], [str(int(x)) for x in v]))
+    return written[0], written[1]
 
 
 def load_ground_truth(path: str | os.PathLike) -> dict[tuple[str, str], SectionTruth]:

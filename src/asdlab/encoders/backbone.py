@@ -1,0 +1,240 @@
+"""One interface for every encoder: waveform batch (B, S) -> clip embeddings (B, D).
+
+A `Backbone` is a front end, an encoder and a pooling: EAT = `EATFrontEnd` (Kaldi fbank, EAT.md
+"Front end") + `EATEncoder` + "cls" / "mean" / "both"; mobilenet-mn04 = `EfficientATInput` (16 ->
+32 kHz upsampling, EfficientAT log-mel) + `MobileNetV3` + global average pool (384-d); waveform
+encoders (two-branch CNN, logmel-stats, clip-level) take the waveform and give their own output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from asdlab.encoders.checkpoints import load_encoder_weights
+from asdlab.encoders.eat import EAT_PRESETS, EATEncoder
+from asdlab.encoders.mobilenet import EfficientATInput, MobileNetV3
+from asdlab.encoders.registry import create_encoder, list_encoders
+from asdlab.errors import ConfigError
+from asdlab.features.fbank import count_frames
+from asdlab.features.normalize import EAT_TARGET_FRAMES, EATFrontEnd
+
+__all__ = ["Pooling", "Backbone", "build_backbone", "list_backbones"]
+
+Pooling = Literal["cls", "mean", "both"]
+
+_EAT_POOLINGS = ("cls", "mean", "both")
+_EAT_SAMPLE_RATE = 16000  # EAT's Kaldi fbank is computed at 16 kHz (EAT.md "Front end")
+_DEFAULT_SAMPLE_RATE = 16000  # DCASE and MIMII clips
+
+
+class Backbone(nn.Module):
+    """Front end + encoder + pooling: waveforms (B, S) at `sample_rate` -> embeddings (B, embed_dim).
+
+    All clips of a batch have the same length S (pad or crop them before). The output type and shape
+    do not depend on `.train()` / `.eval()`.
+
+    Args:
+        encoder: an `EATEncoder`, a `MobileNetV3`, or any module mapping (B, S) to (B, D) with an
+            `embed_dim` attribute.
+        front_end: `EATFrontEnd` for EAT, `EfficientATInput` for the MobileNet; ignored (identity)
+            for waveform encoders.
+        pooling: EAT: "cls" (default), "mean" of the non-padding patch tokens, or "both" ([cls, mean],
+            2 D). MobileNet: "mean" (its global average pool, the default). Waveform encoders: None.
+        mask_padding: EAT only. When the front end pads a clip to `target_frames`, mark the padded
+            frames so patches made only of padding are ignored by attention and "mean". False
+            (default) is EAT's own behaviour: it was trained seeing zero-padded 1024-frame inputs.
+        sample_rate: Hz of the input waveforms.
+        name: the preset name, for records.
+
+    Raises:
+        ConfigError: a pooling the encoder does not have, or a missing EAT / MobileNet front end.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        *,
+        front_end: nn.Module | None = None,
+        pooling: Pooling | None = None,
+        mask_padding: bool = False,
+        sample_rate: int = _DEFAULT_SAMPLE_RATE,
+        name: str = "",
+    ) -> None:
+        super().__init__()
+        label = name or type(encoder).__name__
+        if isinstance(encoder, EATEncoder):
+            kind, allowed, default = "eat", _EAT_POOLINGS, "cls"
+            if not isinstance(front_end, EATFrontEnd):
+                raise ConfigError(f"{label}: an EAT backbone needs an EATFrontEnd, got {type(front_end).__name__}")
+        elif isinstance(encoder, MobileNetV3):
+            kind, allowed, default = "mobilenet", ("mean",), "mean"
+            if not isinstance(front_end, EfficientATInput):
+                raise ConfigError(
+                    f"{label}: a MobileNet backbone needs an EfficientATInput, got {type(front_end).__name__}"
+                )
+        else:
+            kind, allowed, default = "waveform", (), None
+            front_end = nn.Identity()
+        if pooling is not None and pooling not in allowed:
+            choices = ", ".join(allowed) if allowed else "none (its output is the embedding)"
+            raise ConfigError(f"{label}: pooling={pooling!r} is not available; choose {choices}")
+        if mask_padding and kind != "eat":
+            raise ConfigError(f"{label}: mask_padding applies to EAT backbones only")
+        self.kind = kind
+        self.name = name
+        self.front_end = front_end
+        self.encoder = encoder
+        self.pooling: Pooling | None = pooling or default
+        self.mask_padding = mask_padding
+        self._sample_rate = sample_rate
+
+    @property
+    def sample_rate(self) -> int:
+        """Hz of the waveforms `forward` takes."""
+        return self._sample_rate
+
+    @property
+    def embed_dim(self) -> int:
+        """D of the output (2 x the EAT width for "both")."""
+        width = int(self.encoder.embed_dim)
+        return 2 * width if self.kind == "eat" and self.pooling == "both" else width
+
+    @property
+    def target_frames(self) -> int | None:
+        """EAT: frames each clip is padded / cropped to (None: all, padded to a multiple of 16)."""
+        return self.front_end.target_frames if self.kind == "eat" else None
+
+    def settings(self) -> dict[str, Any]:
+        """What decides the embeddings besides the weights, JSON-ready (for metadata and cache keys)."""
+        return {
+            "backbone": self.name,
+            "pooling": self.pooling,
+            "sample_rate": self.sample_rate,
+            "embed_dim": self.embed_dim,
+            "target_frames": self.target_frames,
+            "mask_padding": self.mask_padding,
+        }
+
+    def _frame_padding(self, num_samples: int, batch: int, num_frames: int, device: torch.device) -> Tensor | None:
+        """(B, T) True for frames the EAT front end added after the clip's own frames, or None."""
+        # EATFrontEnd uses Kaldi's 25 ms / 10 ms framing at `sample_frequency`.
+        real = count_frames(num_samples, sample_frequency=self.front_end.fbank.sample_frequency)
+        if real >= num_frames:
+            return None
+        return (torch.arange(num_frames, device=device) >= real).expand(batch, -1)  # (B, T)
+
+    def forward(self, waveform: Tensor) -> Tensor:
+        """Embed a waveform batch.
+
+        Args:
+            waveform: (B, S) float samples at `sample_rate`.
+
+        Returns:
+            (B, embed_dim) embeddings.
+        """
+        if waveform.ndim != 2:
+            raise ValueError(f"expected a waveform batch (B, S), got shape {tuple(waveform.shape)}")
+        if self.kind == "eat":
+            x = self.front_end(waveform)  # (B, 1, T, F)
+            padding = None
+            if self.mask_padding:
+                padding = self._frame_padding(waveform.shape[1], x.shape[0], x.shape[2], x.device)
+            return self.encoder.pool(self.encoder.forward_features(x, padding_mask=padding), self.pooling)
+        if self.kind == "mobilenet":
+            return self.encoder.embed(self.front_end(waveform))  # (B, 1, 128, T) -> (B, 384)
+        return self.encoder(waveform)
+
+
+def list_backbones() -> list[str]:
+    """Preset names `build_backbone` accepts (every registered encoder), sorted."""
+    return list_encoders()
+
+
+def _create(name: str, options: dict[str, Any], *, seed: int | None, meta: bool) -> nn.Module:
+    """The preset with random weights: from `seed` without touching the global RNG, or from the global RNG."""
+    with contextlib.ExitStack() as stack:
+        if meta:
+            stack.enter_context(torch.device("meta"))
+        if seed is not None:
+            stack.enter_context(torch.random.fork_rng(devices=[]))  # restores the CPU RNG state afterwards
+            torch.default_generator.manual_seed(seed)
+        try:
+            return create_encoder(name, **options)
+        except TypeError as error:  # an option the preset's constructor does not take
+            raise ConfigError(f"{name}: bad encoder option(s) {sorted(options)}: {error}") from None
+
+
+def build_backbone(
+    name: str,
+    *,
+    pooling: Pooling | None = None,
+    weights: str | os.PathLike | None = None,
+    sample_rate: int | None = None,
+    target_frames: int | None = EAT_TARGET_FRAMES,
+    mask_padding: bool = False,
+    seed: int | None = None,
+    device: str | torch.device | None = None,
+    **encoder_options: Any,
+) -> Backbone:
+    """Build the backbone of a registered encoder preset ("eat-base", "mobilenet-mn04", "logmel-stats", ...).
+
+    Args:
+        name: encoder preset (see `list_backbones`).
+        pooling: see `Backbone`; None = the encoder's default ("cls" for EAT).
+        weights: an asdlab encoder file (`save_encoder`), a released EAT checkpoint or Hugging Face
+            copy (EAT presets), or EfficientAT's `mn04_as` state dict; None = random initialisation.
+        sample_rate: Hz of the input waveforms; None = 16000. EAT takes 16 kHz only; the MobileNet
+            32000 / n (upsampled to 32 kHz); encoders with their own `sample_rate` (logmel-stats)
+            are built at it.
+        target_frames: EAT only: pad with zeros (before normalising, as EAT) or crop every clip's
+            fbank to this many frames (1024 = EAT's 10.24 s, so longer clips are cut); None keeps all
+            frames and pads to the next multiple of 16 (at most 12288 frames, ~123 s).
+        mask_padding: EAT only: see `Backbone`.
+        seed: seed of the random initialisation when there are no `weights` (the global RNG is left
+            as it was); None draws from the global RNG.
+        device: where to put it; random weights are drawn on the CPU first, so a seed gives the same
+            model everywhere. "meta" builds the encoder without memory (shape checks).
+        **encoder_options: constructor overrides of the preset (e.g. `drop_path=0.1`).
+
+    Returns:
+        the backbone, in eval mode when `weights` are given.
+
+    Raises:
+        ConfigError: unknown preset (listing the choices), bad option, pooling or sample rate.
+        CheckpointError: the weights cannot be read or do not fit the preset.
+    """
+    if name not in list_encoders():
+        raise ConfigError(f"unknown backbone {name!r}; choose one of {', '.join(list_backbones())}")
+    is_eat = name in EAT_PRESETS
+    if not is_eat and (target_frames != EAT_TARGET_FRAMES or mask_padding):
+        raise ConfigError(f"{name}: target_frames and mask_padding apply to EAT backbones only")
+    if is_eat and sample_rate not in (None, _EAT_SAMPLE_RATE):
+        raise ConfigError(f"{name}: sample_rate={sample_rate}; EAT takes {_EAT_SAMPLE_RATE} Hz waveforms")
+    meta = device is not None and torch.device(device).type == "meta"
+    if weights is not None:
+        encoder, _ = load_encoder_weights(weights, name, **encoder_options)
+    else:
+        encoder = _create(name, encoder_options, seed=seed, meta=meta)
+    if sample_rate is not None and getattr(encoder, "sample_rate", sample_rate) != sample_rate:
+        # An encoder with its own rate (logmel-stats) is rebuilt at the requested one.
+        if weights is not None:
+            raise ConfigError(f"{name}: the weights in {weights} are for {encoder.sample_rate} Hz, not {sample_rate}")
+        encoder = _create(name, {**encoder_options, "sample_rate": sample_rate}, seed=seed, meta=meta)
+
+    # Front ends hold only fixed buffers computed from their values, so they are built on the CPU.
+    rate = sample_rate or getattr(encoder, "sample_rate", None) or _DEFAULT_SAMPLE_RATE
+    front_end: nn.Module | None = None
+    if isinstance(encoder, EATEncoder):
+        front_end = EATFrontEnd(target_frames=target_frames, num_mel_bins=encoder.num_mel_bins)
+    elif isinstance(encoder, MobileNetV3):
+        front_end = EfficientATInput(sample_rate=rate)
+    backbone = Backbone(encoder, front_end=front_end, pooling=pooling, mask_padding=mask_padding,
+                        sample_rate=rate, name=name)
+    if device is not None:
+        backbone = backbone.to(device)
+    return backbone.eval() if weights is not None else backbone
