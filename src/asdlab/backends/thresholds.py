@@ -2,7 +2,12 @@
 
 "gamma" is the official baseline's rule (nttcslab/dcase2023_task2_baseline_ae,
 `BaseModel.fit_anomaly_score_distribution` / `calc_decision_threshold`): `scipy.stats.gamma.fit`
-with all three parameters free, then `gamma.ppf(q=0.9, a, loc, scale)`. "percentile" is the
+with all three parameters free, then `gamma.ppf(q=0.9, a, loc, scale)`. On tiny-scale scores
+(cosine kNN distances ~1e-3 to 1e-5) scipy's raw fit can land hundreds of deviations away; a
+threshold outside what any distribution allows (Cantelli: a 0.9 quantile lies within
+[mean - std/3, mean + 3 std]; twice that slack here) is then refitted on standardised scores and
+mapped back, which is the same maximum-likelihood fit (Gamma with free loc and scale is closed
+under affine maps) with a well-conditioned start. "percentile" is the
 90th percentile of the training scores, `np.percentile(scores, 90)` (linear interpolation).
 """
 
@@ -60,6 +65,10 @@ def gamma_threshold(train_scores: ArrayLike, *, quantile: float = DECISION_QUANT
         warnings.simplefilter("ignore", RuntimeWarning)
         shape, loc, scale = stats.gamma.fit(s)
         threshold = float(stats.gamma.ppf(q=quantile, a=shape, loc=loc, scale=scale))
+        mean, std = float(s.mean()), float(s.std())
+        if not mean - 2 * std / 3 <= threshold <= mean + 6 * std:
+            shape, loc, scale = stats.gamma.fit((s - mean) / std)
+            threshold = mean + std * float(stats.gamma.ppf(q=quantile, a=shape, loc=loc, scale=scale))
     if not np.isfinite(threshold):
         raise DataError(
             f"train_scores: the Gamma fit failed (a={shape!r}, loc={loc!r}, scale={scale!r}); "

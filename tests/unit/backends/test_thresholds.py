@@ -53,3 +53,12 @@ def test_fit_threshold_dispatch_and_errors():
         gamma_threshold([1.0])
     with pytest.raises(DataError, match="NaN"):
         decide([0.1, np.nan], 0.5)
+
+
+@pytest.mark.parametrize("scale", [1e-5, 4e-3, 1.0, 1e3])
+def test_gamma_threshold_is_sane_at_every_scale(scale):
+    # kNN cosine distances live around 1e-3..1e-5, where scipy's raw fit alone can land far off.
+    rng = np.random.default_rng(0)
+    scores = (rng.gamma(3.0, 1.0, 200) + 0.1) * scale
+    threshold = gamma_threshold(scores)
+    assert np.percentile(scores, 80) < threshold < np.percentile(scores, 97)
