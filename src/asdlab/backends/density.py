@@ -1,17 +1,23 @@
 """Density-normalised kNN and DADS-kNN (ensemble report, sec. 1-2: "density-aware domain-synthesised kNN").
 
-Density scale of reference r in its domain bank B (leave-self-out, m = `density_neighbors`):
-    rho_B(r) = mean of d(r, r') over the m nearest r' in B without r
-Per-domain score of a query q (k = `n_neighbors`), anomaly score = minimum over banks:
-    s_B(q) = mean of the k smallest d(q, r) / rho_B(r), r in B;      s(q) = min_B s_B(q)
+Per domain bank B with real training clips C_B (m = `density_neighbors`, k = `n_neighbors`):
+    rho_B(r) = mean of d(r, x) over the m nearest x in C_B other than r's parent clip
+               (a real clip: leave-self-out; a synthetic point: its origin clip left out)
+    c_B      = median over x in C_B of  mean of the k smallest d(x, x') / rho_B(x'), x' in C_B, x' != x
+    s_B(q)   = (1 / c_B) * mean of the k smallest d(q, r) / rho_B(r), r in B;     s(q) = min_B s_B(q)
 DADS-kNN uses the same score after synthesising target references (see `smote`):
     T* = T  U  {t + u (t' - t): t' among t's nearest targets, u ~ U(0, 1)}
             U  {t + u (s - t): s among t's nearest source clips, u ~ U(0, max_fraction)}
 The report names these ingredients (local density around each reference, target-domain and
-cross-domain interpolation) but gives no equations; the ratio form above is our reading. Why it
-helps: dividing by rho makes the sparse ~10-clip target bank and the dense source bank speak in
-the same unit (how many "local spacings" away), so the min over domains is not always won by the
-dense bank; interpolation fills the gaps of the target bank and the region between domains.
+cross-domain interpolation) but gives no equations; the form above is our reading. Why:
+dividing by rho puts a bank in units of its local spacing, but raw ratios of a sparse ~10-clip
+bank and a dense bank are still not comparable (a sparse bank's rho is large, so it wins the min
+for the other domain's normals; benchmark: AUC source 42 %). c_B is the bank's typical
+leave-one-out ratio of its own clips, so s_B(q) ~ 1 means "as close to B as B's own clips are
+to each other" in every bank, and the min compares like with like. rho and c_B use real clips
+only: synthetic points crowd around the clips (rho would shrink) and neighbours' synthetic points
+sit next to a left-out clip (c_B would shrink), both making the target bank look far denser than
+its test clips are (benchmark: dads-knn AUC target 42 %).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import logging
 import numpy as np
 from numpy.typing import NDArray
 
-from asdlab.backends._banks import Bank, BankBackend
+from asdlab.backends._banks import Bank, BankBackend, score_bank
 from asdlab.backends._validation import check_choice, check_non_negative_int, check_positive_int, split_domains
 from asdlab.backends.search import ApproximateIndex, Metric, NeighborSearch, SearchBackend, as_float_matrix
 from asdlab.backends.smote import interpolate_between, interpolate_neighbors
@@ -58,17 +64,37 @@ def _check_common(backend) -> int:
     return check_positive_int("n_neighbors", backend.n_neighbors)
 
 
+def _real_clip_scale(real: NeighborSearch, refs, parents: NDArray[np.int64], m: int) -> NDArray[np.float64]:
+    """rho of every reference from the bank's real clips, its own parent clip left out (module formula)."""
+    n = real.n_references_
+    m = min(m, n - 1)
+    dist, idx = real.search(refs, min(m + 1, n))
+    own = parents[idx] == parents[:, None]  # real clip i is row i of `real`, parents[i] its row
+    order = np.argsort(own, axis=1, kind="stable")  # non-own neighbours first, still by distance
+    rho = np.take_along_axis(dist, order, axis=1)[:, :m].mean(axis=1)
+    floor = max(_RHO_FLOOR * float(np.median(rho)), np.finfo(np.float64).tiny)
+    return np.maximum(rho, floor)
+
+
 def _density_bank(backend, name: str, refs, parents, n_original: int, k: int) -> Bank:
+    """Bank with scale c_B * rho_B(r): real-clip densities, calibrated by the real clips' median LOO ratio."""
     if n_original < k:
         raise DataError(f"n_neighbors={k} but domain {name!r} has only {n_original} training clips")
-    if len(refs) < 2:
-        raise DataError(f"domain {name!r} has a single reference: its density (distance to its neighbours) is undefined")
+    if n_original < 2:
+        raise DataError(f"domain {name!r} has a single training clip: its density (distance to its neighbours) is undefined")
+    parents = np.asarray(parents, dtype=np.int64)
     search = backend._new_search().fit(refs)
-    return Bank(name, search, np.asarray(parents, dtype=np.int64), n_original, density_scale(search, backend.density_neighbors))
+    real = backend._new_search().fit(search.references_[:n_original])
+    rho = _real_clip_scale(real, search.references_, parents, backend.density_neighbors)
+    real_bank = Bank(name, real, parents[:n_original], n_original, rho[:n_original])
+    loo = score_bank(real_bank, real.references_, k, parents[:n_original])
+    calibration = float(np.median(loo[np.isfinite(loo)]))
+    calibration = max(calibration, np.finfo(np.float64).tiny) if np.isfinite(calibration) else 1.0
+    return Bank(name, search, parents, n_original, rho * calibration)
 
 
 class DensityKNNBackend(BankBackend):
-    """kNN on distances divided by each reference's local density scale rho, min over domains.
+    """kNN on distances divided by c_B * rho(r) (local density, per-bank calibration), min over domains.
 
     Args:
         n_neighbors: k, ratios averaged per query.
@@ -93,7 +119,7 @@ class DensityKNNBackend(BankBackend):
         self.index = index
 
     def fit(self, X, y=None, *, domains=None) -> DensityKNNBackend:
-        """One bank per domain with rho per reference.
+        """One bank per domain with scale c_B * rho_B(r) per reference (module docstring).
 
         Raises:
             ConfigError: bad hyper-parameters.
@@ -152,11 +178,11 @@ class DADSKNNBackend(BankBackend):
         self.index = index
 
     def fit(self, X, y=None, *, domains=None) -> DADSKNNBackend:
-        """Banks per domain; the target bank gets SMOTE and cross-domain points; rho per reference.
+        """Banks per domain; the target bank gets SMOTE and cross-domain points; scale c_B * rho_B(r) from real clips.
 
         Raises:
             ConfigError: bad hyper-parameters.
-            DataError: bad X / domains; a domain with fewer than k clips or a single reference.
+            DataError: bad X / domains; a domain with fewer than k clips or a single clip.
         """
         k = _check_common(self)
         check_non_negative_int("n_synthetic", self.n_synthetic)

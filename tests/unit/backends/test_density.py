@@ -89,5 +89,30 @@ def test_training_scores_exclude_own_synthetic_points():
 
 
 def test_density_errors():
-    with pytest.raises(DataError, match="single reference"):
+    with pytest.raises(DataError, match="single training clip"):
         DensityKNNBackend().fit(GRID[:3], domains=["source", "source", "target"])
+
+
+def test_dense_source_and_sparse_target_banks_are_comparable():
+    # Same 3 x 3 shape per domain, spacings 0.1 (source) and 1 (target): each bank's calibration c_B = 1
+    # (a clip's leave-one-out ratio to its nearest neighbour is 1 in both), so members look equally normal.
+    dense, sparse = 0.1 * GRID, 5.0 + GRID
+    X, domains = np.concatenate([dense, sparse]), ["source"] * 9 + ["target"] * 9
+    backend = DensityKNNBackend(metric="euclidean", density_neighbors=1).fit(X, domains=domains)
+    np.testing.assert_allclose([bank.scale.min() for bank in backend.banks_], [0.1, 1.0])
+    queries = np.array([dense[4] + [0.05, 0.0], sparse[4] + [0.5, 0.0], [2.5, 20.0]])
+    scores = backend.score_samples(queries)
+    np.testing.assert_allclose(scores[:2], [0.5, 0.5])
+    assert scores[2] > 10 * scores[0]
+    # Leave-one-out training scores follow the same formula: every clip is 1 spacing from its neighbours.
+    np.testing.assert_allclose(backend.score_training_samples(), np.ones(18))
+
+
+def test_dads_synthetic_points_do_not_shrink_the_target_scale():
+    rng = np.random.default_rng(3)
+    X = np.concatenate([rng.normal(size=(40, 3)) * 0.1, 5.0 + rng.normal(size=(6, 3))])
+    domains = np.array(["source"] * 40 + ["target"] * 6)
+    dads = DADSKNNBackend(metric="euclidean", n_cross=0, seed=0).fit(X, domains=domains)
+    density = DensityKNNBackend(metric="euclidean").fit(X, domains=domains)
+    # Real target clips keep the scale they have without synthesis (rho and c_B from real clips only).
+    np.testing.assert_allclose(dads.banks_[1].scale[:6], density.banks_[1].scale, rtol=1e-6)
