@@ -8,7 +8,6 @@ its own domain and the target domain has only ~10 clips. Higher = more anomalous
 
 from __future__ import annotations
 
-
 from asdlab.backends._banks import Bank, BankBackend
 from asdlab.backends._validation import check_choice, check_positive_int, split_domains
 from asdlab.backends.search import ApproximateIndex, Metric, SearchBackend, as_float_matrix
