@@ -47,6 +47,7 @@ def run_embedding_system(
     threshold_method: ThresholdMethod = "gamma",
     sample_rate: int = 16000,
     batch_size: int = 16,
+    seed: int = 0,
     progress: ProgressCallback | None = None,
 ) -> SystemResult:
     """Embed every clip under `data_root`, score each machine's test clips, evaluate if labelled.
@@ -63,12 +64,15 @@ def run_embedding_system(
         threshold_method: decision threshold from out-of-fold training scores.
         sample_rate: rate the clips are loaded at (and the backbone built for).
         batch_size: clips per forward pass.
+        seed: initialises an encoder that gets no `weights`, without touching global random state.
         progress: called as `progress(clips_done, clips_total)`.
     """
     out_dir = Path(out_dir)
     records = [r for r in index_dataset(data_root) if r.split in ("train", "test")]
     options = encoder_options or {}
-    model = build_backbone(encoder, pooling=pooling, weights=weights, sample_rate=sample_rate, **options)
+    model = build_backbone(
+        encoder, pooling=pooling, weights=weights, sample_rate=sample_rate, seed=seed, **options
+    )
     extraction = extract_embeddings(
         records, model, sample_rate=model.sample_rate, batch_size=batch_size, progress=progress
     )
