@@ -15,7 +15,7 @@ torchaudio (Kaldi: 0.0).
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -170,9 +170,31 @@ def count_frames(
 class KaldiFbank(nn.Module):
     """Kaldi log-mel filterbank as a module; window and mel bank are non-persistent buffers.
 
-    The keyword arguments keep Kaldi's names and units (see `fbank`). The buffers follow
-    `.to(device)`, and `forward` also moves them to the input's device and dtype when they differ.
-    The features carry no gradient (fixed front end; the math runs under `torch.no_grad`).
+    The keyword arguments keep Kaldi's names and units. The buffers follow `.to(device)`, and
+    `forward` also moves them to the input's device and dtype when they differ. The features
+    carry no gradient (fixed front end; the math runs under `torch.no_grad`).
+
+    Args:
+        sample_frequency: Hz.
+        frame_length: ms (25 -> 400 samples at 16 kHz).
+        frame_shift: ms (10 -> 160 samples).
+        num_mel_bins: F; EAT uses 128 (Kaldi's default is 23).
+        low_freq: Hz, lower edge of the first mel filter.
+        high_freq: Hz, upper edge of the last filter; <= 0 is an offset from Nyquist.
+        preemphasis_coefficient: a in y[n] = x[n] - a x[n-1], in [0, 1].
+        remove_dc_offset: subtract each frame's mean.
+        window_type: "hanning" (EAT), "povey" (Kaldi's default), "hamming", "rectangular", "blackman".
+        blackman_coeff: constant of the generalised Blackman window.
+        round_to_power_of_two: zero-pad frames to the next power of two (400 -> 512).
+        snip_edges: True: only frames that fit (10 s -> 998); False: reflect at the ends (-> 1000).
+        dither: std of Gaussian noise added to every frame sample (0 = off; EAT: 0).
+        use_energy: prepend (or append with `htk_compat`) the frame log energy as one more feature.
+        raw_energy: energy before pre-emphasis and window (Kaldi's default) rather than after.
+        energy_floor: floor on the energy before its log (torchaudio's default 1.0; Kaldi's 0.0).
+        htk_compat: put the energy last.
+        use_log_fbank: log of the mel energies (else linear).
+        use_power: power spectrum (else magnitude).
+        subtract_mean: subtract each clip's mean over frames from every feature.
     """
 
     def __init__(
@@ -367,31 +389,7 @@ class KaldiFbank(nn.Module):
         return log_energy
 
 
-def fbank(
-    waveform: Tensor,
-    *,
-    sample_frequency: float = 16000.0,
-    frame_length: float = 25.0,
-    frame_shift: float = 10.0,
-    num_mel_bins: int = 128,
-    low_freq: float = 20.0,
-    high_freq: float = 0.0,
-    preemphasis_coefficient: float = 0.97,
-    remove_dc_offset: bool = True,
-    window_type: WindowType = "hanning",
-    blackman_coeff: float = 0.42,
-    round_to_power_of_two: bool = True,
-    snip_edges: bool = True,
-    dither: float = 0.0,
-    use_energy: bool = False,
-    raw_energy: bool = True,
-    energy_floor: float = 1.0,
-    htk_compat: bool = False,
-    use_log_fbank: bool = True,
-    use_power: bool = True,
-    subtract_mean: bool = False,
-    generator: torch.Generator | None = None,
-) -> Tensor:
+def fbank(waveform: Tensor, *, generator: torch.Generator | None = None, **options: Any) -> Tensor:
     """Kaldi fbank of a batch of waveforms, as `torchaudio.compliance.kaldi.fbank` (EAT defaults).
 
     Steps per frame: dither, DC removal, pre-emphasis (first sample against itself), window,
@@ -400,27 +398,8 @@ def fbank(
 
     Args:
         waveform: (*, S) float samples; (S,) gives (T, F), (B, S) gives (B, T, F).
-        sample_frequency: Hz.
-        frame_length: ms (25 -> 400 samples at 16 kHz).
-        frame_shift: ms (10 -> 160 samples).
-        num_mel_bins: F; EAT uses 128 (Kaldi's default is 23).
-        low_freq: Hz, lower edge of the first mel filter.
-        high_freq: Hz, upper edge of the last filter; <= 0 is an offset from Nyquist.
-        preemphasis_coefficient: a in y[n] = x[n] - a x[n-1], in [0, 1].
-        remove_dc_offset: subtract each frame's mean.
-        window_type: "hanning" (EAT), "povey" (Kaldi's default), "hamming", "rectangular", "blackman".
-        blackman_coeff: constant of the generalised Blackman window.
-        round_to_power_of_two: zero-pad frames to the next power of two (400 -> 512).
-        snip_edges: True: only frames that fit (10 s -> 998); False: reflect at the ends (-> 1000).
-        dither: std of Gaussian noise added to every frame sample (0 = off; EAT: 0).
-        use_energy: prepend (or append with `htk_compat`) the frame log energy as one more feature.
-        raw_energy: energy before pre-emphasis and window (Kaldi's default) rather than after.
-        energy_floor: floor on the energy before its log (torchaudio's default 1.0; Kaldi's 0.0).
-        htk_compat: put the energy last.
-        use_log_fbank: log of the mel energies (else linear).
-        use_power: power spectrum (else magnitude).
-        subtract_mean: subtract each clip's mean over frames from every feature.
         generator: random source for the dither.
+        **options: `KaldiFbank`'s keyword arguments (Kaldi's names and units).
 
     Returns:
         (*, T, F) float32 features (float64 for float64 input), on the input's device.
@@ -429,26 +408,4 @@ def fbank(
         ConfigError: an option out of range (also for an empty mel range).
         DataError: non-float input or a waveform shorter than one frame.
     """
-    module = KaldiFbank(
-        sample_frequency=sample_frequency,
-        frame_length=frame_length,
-        frame_shift=frame_shift,
-        num_mel_bins=num_mel_bins,
-        low_freq=low_freq,
-        high_freq=high_freq,
-        preemphasis_coefficient=preemphasis_coefficient,
-        remove_dc_offset=remove_dc_offset,
-        window_type=window_type,
-        blackman_coeff=blackman_coeff,
-        round_to_power_of_two=round_to_power_of_two,
-        snip_edges=snip_edges,
-        dither=dither,
-        use_energy=use_energy,
-        raw_energy=raw_energy,
-        energy_floor=energy_floor,
-        htk_compat=htk_compat,
-        use_log_fbank=use_log_fbank,
-        use_power=use_power,
-        subtract_mean=subtract_mean,
-    )
-    return module(waveform, generator=generator)
+    return KaldiFbank(**options)(waveform, generator=generator)
