@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asdlab.backends.knn import KNNBackend
 from asdlab.cli.main import main
 from asdlab.data.synth import generate_dataset
 from asdlab.metrics.files import read_anomaly_scores
+from asdlab.pipeline.scoring import ScoreSettings
 from asdlab.pipeline.systems import run_embedding_system
 
 
@@ -28,7 +28,7 @@ def test_corrupt_clip_is_reported_and_the_rest_scored(tiny_dataset, tmp_path):
     try:
         result = run_embedding_system(
             "reference", tiny_dataset, tmp_path / "system", encoder="logmel-stats",
-            make_backend=lambda: KNNBackend(n_neighbors=1, metric="cosine"), threshold_method="percentile",
+            scoring=ScoreSettings(backend="knn", params={"n_neighbors": 1, "metric": "cosine"}, threshold="percentile"),
         )
     finally:
         broken.write_bytes(original)

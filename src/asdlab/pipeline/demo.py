@@ -10,9 +10,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from asdlab.backends.knn import KNNBackend
 from asdlab.data.synth import generate_dataset
 from asdlab.embeddings.extract import ProgressCallback
+from asdlab.pipeline.scoring import ScoreSettings
 from asdlab.pipeline.systems import SystemResult, run_embedding_system
 
 __all__ = ["DemoResult", "run_demo"]
@@ -47,12 +47,12 @@ def run_demo(out_dir: str | Path = "runs/demo", *, seed: int = 0, progress: Prog
     systems = (
         run_embedding_system(
             "logmel-stats + knn", data_root, out_dir / "logmel-stats-knn",
-            encoder="logmel-stats", make_backend=lambda: KNNBackend(n_neighbors=1, metric="cosine"),
+            encoder="logmel-stats", scoring=ScoreSettings(backend="knn", params={"n_neighbors": 1, "metric": "cosine"}),
             progress=progress,
         ),
         run_embedding_system(
             "clip level + knn (control)", data_root, out_dir / "level-knn",
-            encoder="clip-level", make_backend=lambda: KNNBackend(n_neighbors=1, metric="euclidean"),
+            encoder="clip-level", scoring=ScoreSettings(backend="knn", params={"n_neighbors": 1, "metric": "euclidean"}),
             progress=progress,
         ),
     )
