@@ -37,3 +37,19 @@ class ProgressPrinter:
 
     _last_done = 0
     _start_done = 0
+
+
+class TrainingProgressPrinter:
+    """Callable taking `asdlab.training.loop.TrainProgress`: one line per report with losses, lr, speed, ETA."""
+
+    def __init__(self, *, stream=sys.stderr, label: str = "train"):
+        self.stream = stream
+        self.label = label
+
+    def __call__(self, report) -> None:
+        logs = " ".join(f"{k} {v:.4g}" for k, v in report.logs.items() if k != "grad_norm")
+        self.stream.write(
+            f"{self.label} step {report.step}/{report.max_steps} | {logs} | lr {report.lr:.3g} | "
+            f"{report.clips_per_s:.1f} clips/s | ETA {report.eta_s:.0f} s\n"
+        )
+        self.stream.flush()

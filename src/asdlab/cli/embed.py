@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from asdlab.cli._progress import ProgressPrinter
 from asdlab.features.normalize import EAT_TARGET_FRAMES
@@ -30,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "kept in FILE.npz.partial/ so an interrupted run continues where it stopped when rerun.",
     )
     parser.add_argument("data_root", metavar="DATA_ROOT", help="dataset root (any DCASE or MIMII layout)")
-    parser.add_argument("--backbone", required=True, metavar="NAME",
+    parser.add_argument("--model", default=None, metavar="DIR",
+                        help="a fine-tuned model folder (asdlab finetune); replaces --backbone and --weights")
+    parser.add_argument("--backbone", default=None, metavar="NAME",
                         help="encoder preset: eat-tiny, eat-small, eat-base, eat-large, mobilenet-mn04, "
                              "two-branch-cnn, logmel-stats, clip-level, ...")
     parser.add_argument("--weights", default=None, metavar="PATH",
@@ -61,8 +64,12 @@ def run(args: argparse.Namespace) -> int:
     """Embed, then print the skipped clips and where the table went."""
     from asdlab.pipeline.embed import EmbedConfig, embed_dataset  # imports torch; only when used
 
+    if (args.backbone is None) == (args.model is None):
+        print("asdlab embed: give exactly one of --backbone NAME or --model DIR", file=sys.stderr)
+        return 2
     config = EmbedConfig(
-        backbone=args.backbone,
+        backbone=args.backbone or "finetuned",
+        model_dir=args.model,
         pooling=args.pooling,
         weights=args.weights,
         target_frames=args.target_frames,

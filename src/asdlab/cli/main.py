@@ -11,7 +11,7 @@ from asdlab import __version__
 from asdlab.errors import AsdlabError
 
 # Each module defines `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
-_COMMAND_MODULES = ("synth", "evaluate", "demo", "score", "ensemble", "embed")
+_COMMAND_MODULES = ("synth", "evaluate", "demo", "score", "ensemble", "embed", "report", "pseudo_label", "pretrain", "finetune", "run", "fit")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ written atomically, with no pickled objects.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -70,6 +71,20 @@ class EmbeddingTable:
             domain=column(r.domain for r in records),
             attributes=column(r.attributes for r in records),
         )
+
+    @classmethod
+    def concat(cls, tables: Sequence[EmbeddingTable]) -> EmbeddingTable:
+        """Rows of several tables with the same embedding size, in order.
+
+        Raises:
+            DataError: no tables, or embedding sizes that differ.
+        """
+        if not tables:
+            raise DataError("no embedding tables to concatenate")
+        sizes = {t.embeddings.shape[1] for t in tables}
+        if len(sizes) > 1:
+            raise DataError(f"cannot concatenate embeddings of sizes {sorted(sizes)}")
+        return cls(**{f.name: np.concatenate([getattr(t, f.name) for t in tables]) for f in fields(cls)})
 
     def select(self, mask: NDArray[np.bool_] | NDArray[np.integer]) -> EmbeddingTable:
         """Rows picked by a boolean mask or an index array."""

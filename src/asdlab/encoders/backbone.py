@@ -50,9 +50,15 @@ class Backbone(nn.Module):
             (default) is EAT's own behaviour: it was trained seeing zero-padded 1024-frame inputs.
         sample_rate: Hz of the input waveforms.
         name: the preset name, for records.
+        pool_module: EAT only: a trained pooling used on the patch tokens instead of `pooling`,
+            called as `pool_module(tokens (B, N, D), padding_mask (B, N) | None) -> (B, D')` and
+            with an `out_dim` attribute (e.g. `asdlab.heads.AttentiveStatsPooling`).
+        projection: a module applied to the pooled embedding (a fine-tuned model's projection), with
+            an `out_features` attribute; the backbone's output is then its output.
 
     Raises:
-        ConfigError: a pooling the encoder does not have, or a missing EAT / MobileNet front end.
+        ConfigError: a pooling the encoder does not have, a missing EAT / MobileNet front end, or a
+            pool_module / projection that does not fit.
     """
 
     def __init__(
@@ -64,6 +70,8 @@ class Backbone(nn.Module):
         mask_padding: bool = False,
         sample_rate: int = _DEFAULT_SAMPLE_RATE,
         name: str = "",
+        pool_module: nn.Module | None = None,
+        projection: nn.Module | None = None,
     ) -> None:
         super().__init__()
         label = name or type(encoder).__name__
@@ -85,6 +93,10 @@ class Backbone(nn.Module):
             raise ConfigError(f"{label}: pooling={pooling!r} is not available; choose {choices}")
         if mask_padding and kind != "eat":
             raise ConfigError(f"{label}: mask_padding applies to EAT backbones only")
+        if pool_module is not None and (kind != "eat" or not hasattr(pool_module, "out_dim")):
+            raise ConfigError(f"{label}: pool_module needs an EAT encoder and an `out_dim` attribute")
+        if projection is not None and not hasattr(projection, "out_features"):
+            raise ConfigError(f"{label}: projection {type(projection).__name__} has no `out_features` attribute")
         self.kind = kind
         self.name = name
         self.front_end = front_end
@@ -92,6 +104,8 @@ class Backbone(nn.Module):
         self.pooling: Pooling | None = pooling or default
         self.mask_padding = mask_padding
         self._sample_rate = sample_rate
+        self.pool_module = pool_module
+        self.projection = projection
 
     @property
     def sample_rate(self) -> int:
@@ -100,7 +114,16 @@ class Backbone(nn.Module):
 
     @property
     def embed_dim(self) -> int:
-        """D of the output (2 x the EAT width for "both")."""
+        """D of the output: the projection's width, else the pooled width (2 x EAT's for "both")."""
+        if self.projection is not None:
+            return int(self.projection.out_features)
+        return self.pooled_dim
+
+    @property
+    def pooled_dim(self) -> int:
+        """D after pooling, before any projection."""
+        if self.pool_module is not None:
+            return int(self.pool_module.out_dim)
         width = int(self.encoder.embed_dim)
         return 2 * width if self.kind == "eat" and self.pooling == "both" else width
 
@@ -113,7 +136,8 @@ class Backbone(nn.Module):
         """What decides the embeddings besides the weights, JSON-ready (for metadata and cache keys)."""
         return {
             "backbone": self.name,
-            "pooling": self.pooling,
+            "pooling": self.pooling if self.pool_module is None else type(self.pool_module).__name__,
+            "projection": None if self.projection is None else int(self.projection.out_features),
             "sample_rate": self.sample_rate,
             "embed_dim": self.embed_dim,
             "target_frames": self.target_frames,
@@ -139,15 +163,33 @@ class Backbone(nn.Module):
         """
         if waveform.ndim != 2:
             raise ValueError(f"expected a waveform batch (B, S), got shape {tuple(waveform.shape)}")
+        return self.embed_input(self.front_end(waveform), num_samples=waveform.shape[1])
+
+    def embed_input(self, x: Tensor, *, num_samples: int | None = None) -> Tensor:
+        """Embed the front end's output: encoder, pooling, projection (the seam for training-time
+        augmentation of spectrograms).
+
+        Args:
+            x: EAT: (B, 1, T, F) from `front_end`; MobileNet: (B, 1, 128, T); waveform encoders: (B, S).
+            num_samples: EAT with `mask_padding`: the waveform length, to find the padded frames.
+
+        Returns:
+            (B, embed_dim) embeddings.
+        """
         if self.kind == "eat":
-            x = self.front_end(waveform)  # (B, 1, T, F)
             padding = None
-            if self.mask_padding:
-                padding = self._frame_padding(waveform.shape[1], x.shape[0], x.shape[2], x.device)
-            return self.encoder.pool(self.encoder.forward_features(x, padding_mask=padding), self.pooling)
-        if self.kind == "mobilenet":
-            return self.encoder.embed(self.front_end(waveform))  # (B, 1, 128, T) -> (B, 384)
-        return self.encoder(waveform)
+            if self.mask_padding and num_samples is not None:
+                padding = self._frame_padding(num_samples, x.shape[0], x.shape[2], x.device)
+            features = self.encoder.forward_features(x, padding_mask=padding)
+            if self.pool_module is not None:
+                pooled = self.pool_module(features.patches, features.padding_mask)
+            else:
+                pooled = self.encoder.pool(features, self.pooling)
+        elif self.kind == "mobilenet":
+            pooled = self.encoder.embed(x)  # (B, 1, 128, T) -> (B, 384)
+        else:
+            pooled = self.encoder(x)
+        return pooled if self.projection is None else self.projection(pooled)
 
 
 def list_backbones() -> list[str]:

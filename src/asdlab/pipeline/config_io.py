@@ -50,6 +50,9 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # X | None: X's own, more precise error
+            return _convert(value, options[0], where)
         errors = []
         for option in (a for a in args if a is not type(None)):
             try:

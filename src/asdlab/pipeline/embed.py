@@ -56,6 +56,8 @@ class EmbedConfig:
         duration_s: pad / crop every waveform to this length first; None keeps each clip's own.
         seed: initialisation seed when there are no weights (a resumed run must rebuild the same model).
         encoder_options: constructor overrides of the preset.
+        model_dir: a fine-tuned model folder (`asdlab finetune`); replaces `backbone`, `pooling`,
+            `weights`, `target_frames` and `encoder_options`, which the folder fixes.
     """
 
     backbone: str
@@ -67,6 +69,7 @@ class EmbedConfig:
     duration_s: float | None = None
     seed: int = 0
     encoder_options: dict[str, Any] = field(default_factory=dict)
+    model_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -240,11 +243,17 @@ def embed_dataset(
     records = index_dataset(root, machines=machines, splits=splits)
 
     weights = None if config.weights is None else Path(config.weights)
-    backbone = build_backbone(
-        config.backbone, pooling=config.pooling, weights=weights, sample_rate=config.sample_rate,
-        target_frames=config.target_frames, mask_padding=config.mask_padding, seed=config.seed,
-        **config.encoder_options,
-    )
+    if config.model_dir is not None:
+        from asdlab.pipeline.finetune import load_finetuned_backbone  # the fine-tuning stage owns its format
+
+        weights = Path(config.model_dir)
+        backbone = load_finetuned_backbone(weights)
+    else:
+        backbone = build_backbone(
+            config.backbone, pooling=config.pooling, weights=weights, sample_rate=config.sample_rate,
+            target_frames=config.target_frames, mask_padding=config.mask_padding, seed=config.seed,
+            **config.encoder_options,
+        )
     settings = {
         **backbone.settings(),
         "weights_sha256": None if weights is None else _weights_sha256(weights),

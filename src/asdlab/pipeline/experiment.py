@@ -1,0 +1,548 @@
+"""A whole experiment from one configuration: data -> DAP -> pseudo-labels -> fine-tuning -> scores.
+
+`ExperimentConfig` nests one settings dataclass per stage (None = stage off). `run_experiment` runs
+every variant x seed; each stage's output is cached under `<out>/cache/<stage>-<key>/`, keyed by its
+settings and its inputs' keys, so a rerun skips finished stages and a changed setting reruns only what
+depends on it. `build_system` (the stages up to the embedding model) is also what `asdlab fit` uses.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from asdlab import __version__
+from asdlab._io import atomic_write_text
+from asdlab.data.index import index_dataset
+from asdlab.data.synth import generate_dataset
+from asdlab.errors import ConfigError
+from asdlab.metrics.dcase import EvaluationSummary, official_score
+from asdlab.pipeline.backbones import BackboneSpec
+from asdlab.pipeline.cache import StageRun, run_stage
+from asdlab.pipeline.config_io import apply_overrides, from_dict, read_yaml, to_dict
+from asdlab.pipeline.finetune import FinetuneSettings, run_finetuning
+from asdlab.pipeline.pretrain import PretrainSettings, run_pretraining
+from asdlab.pipeline.pseudo_label import PseudoLabelResult, PseudoLabelSettings, run_pseudo_labeling
+from asdlab.pipeline.scoring import ScoreSettings
+
+__all__ = [
+    "DataConfig",
+    "ExperimentConfig",
+    "SystemBuild",
+    "VariantResult",
+    "ExperimentResult",
+    "load_experiment_config",
+    "build_system",
+    "prepare_data",
+    "run_experiment",
+    "provenance",
+]
+
+logger = logging.getLogger(__name__)
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the clips come from.
+
+    Attributes:
+        root: a DCASE-layout dataset root (dev and/or eval data; each machine's `train/` and `test/`).
+        synthetic: generate the project's synthetic dataset instead (the settings below), cached.
+        machines, train_source, train_target, test_per_group, duration_s, hide_attributes,
+        seed: `asdlab.data.synth.generate_dataset` arguments (synthetic only).
+        pretrain_roots: more roots whose train clips DAP also uses ("DAP-full": DCASE 2020-2025).
+    """
+
+    root: str | None = None
+    synthetic: bool = False
+    machines: int = 4
+    train_source: int = 60
+    train_target: int = 6
+    test_per_group: int = 20
+    duration_s: float = 2.0
+    hide_attributes: int = 0
+    seed: int = 0
+    pretrain_roots: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One experiment (see `recipes/` for examples).
+
+    Attributes:
+        name: the experiment's name (output folder).
+        seeds: every variant runs once per seed (papers report mean ± std over three).
+        data: see `DataConfig`.
+        backbone: the general encoder: the system itself when nothing is trained, the GP embedding
+            source for pseudo-labels, and the initial weights of fine-tuning without DAP.
+        pretrain: DAP settings; None = no DAP.
+        pseudo: pseudo-labelling settings for attribute-less machines; None = no pseudo-labels ("N/A").
+        pseudo_source: embeddings to cluster: "dap" (the DAP encoder), "gp" (`backbone`), or "ft"
+            (a model fine-tuned with each attribute-less machine as one class).
+        finetune: model-adaptation settings; None = score with the (DAP or general) encoder directly.
+        finetune_from: initial encoder of fine-tuning: "dap" (needs `pretrain`) or "backbone".
+        scoring: backend, normalisation and decision threshold.
+        report: write the HTML report.
+        variants: named overrides of this configuration ({"GP": {"pseudo_source": "gp"}}); none = one
+            variant named after the experiment.
+        small_scale: the overrides that make the recipe run in minutes on a CPU with the synthetic
+            dataset (`asdlab run RECIPE --synthetic`; the tests and the demo use them).
+    """
+
+    name: str = "experiment"
+    seeds: tuple[int, ...] = (0,)
+    data: DataConfig = field(default_factory=DataConfig)
+    backbone: BackboneSpec = field(default_factory=BackboneSpec)
+    pretrain: PretrainSettings | None = None
+    pseudo: PseudoLabelSettings | None = None
+    pseudo_source: Literal["dap", "gp", "ft"] = "dap"
+    finetune: FinetuneSettings | None = None
+    finetune_from: Literal["dap", "backbone"] = "dap"
+    scoring: ScoreSettings = field(default_factory=ScoreSettings)
+    report: bool = True
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    small_scale: dict[str, Any] = field(default_factory=dict)
+
+    def variant(self, name: str) -> ExperimentConfig:
+        """The configuration of one variant (its overrides applied, no variants left)."""
+        if not self.variants:
+            return self
+        if name not in self.variants:
+            raise ConfigError(f"{self.name}: no variant {name!r}; choose one of {', '.join(self.variants)}")
+        base = {k: v for k, v in to_dict(self).items() if k not in ("variants", "small_scale")}
+        return from_dict(ExperimentConfig, apply_overrides(base, self.variants[name]), where=f"variant {name}")
+
+
+RECIPES_DIR = Path(__file__).parent / "recipes"
+
+
+def list_recipes() -> list[str]:
+    """Names of the recipes shipped with asdlab (`asdlab/pipeline/recipes/*.yaml`)."""
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+
+
+def load_experiment_config(
+    name_or_path: str | os.PathLike,
+    *,
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+    small_scale: bool = False,
+) -> ExperimentConfig:
+    """Read a configuration file, or a shipped recipe by name, with `--set key=value` overrides.
+
+    With `small_scale`, the file's `small_scale` overrides and `data.synthetic: true` are applied
+    first (then `overrides`).
+
+    Raises:
+        ConfigError: unknown recipe, unreadable file, unknown key or wrong type (naming file and key).
+    """
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = RECIPES_DIR / f"{name_or_path}.yaml"
+        if not path.exists():
+            raise ConfigError(f"unknown recipe {str(name_or_path)!r}; shipped recipes: {', '.join(list_recipes())}")
+    data = read_yaml(path)
+    if small_scale:
+        small = data.get("small_scale") or {}
+        if not isinstance(small, Mapping):
+            raise ConfigError(f"{path}: small_scale must be a mapping of KEY: VALUE overrides")
+        data = apply_overrides(data, {"data.synthetic": True, **small})
+    if not isinstance(overrides, Mapping):
+        from asdlab.pipeline.config_io import parse_override
+
+        overrides = dict(parse_override(item) for item in overrides)
+    data = apply_overrides(data, overrides)
+    data.setdefault("name", path.stem)
+    return from_dict(ExperimentConfig, data, where=str(path))
+
+
+def provenance() -> dict[str, Any]:
+    """Versions, platform and git commit, saved beside every result."""
+    versions = {}
+    for package in ("asdlab", "torch", "numpy", "scipy", "scikit-learn", "lightning", "faiss-cpu", "peft"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    commit = None
+    try:
+        source = Path(__file__).resolve().parent
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"versions": versions, "python": sys.version.split()[0], "platform": platform.platform(),
+            "git_commit": commit, "asdlab": __version__}
+
+
+# ----------------------------------------------------------------------------------------------
+# Stages
+
+
+def prepare_data(config: DataConfig, cache_root: Path, log: Log = logger.info) -> tuple[Path, str]:
+    """The dataset root and its cache key (the synthetic dataset is generated once, then reused)."""
+    if not config.synthetic:
+        if config.root is None:
+            raise ConfigError("data.root is not set (or set data.synthetic: true for the synthetic dataset)")
+        root = Path(config.root)
+        if not root.is_dir():
+            raise ConfigError(f"data.root {root}: no such folder")
+        return root, f"root:{root.resolve()}"
+    settings = {k: v for k, v in to_dict(config).items() if k not in ("root", "synthetic", "pretrain_roots")}
+
+    def build(directory: Path) -> None:
+        generate_dataset(directory / "data", machines=config.machines, train_source=config.train_source,
+                         train_target=config.train_target, test_per_group=config.test_per_group,
+                         duration_s=config.duration_s, hide_attributes=config.hide_attributes, seed=config.seed,
+                         overwrite=True)
+
+    run = run_stage(cache_root, "synth", build, settings=settings)
+    log(f"data: synthetic dataset {'reused' if run.cached else 'generated'} ({run.directory / 'data'})")
+    return run.directory / "data", run.key
+
+
+@dataclass(frozen=True)
+class SystemBuild:
+    """The stages of one variant and seed up to the embedding model."""
+
+    backbone: BackboneSpec
+    stages: tuple[StageRun, ...]
+    key: str
+    pseudo: PseudoLabelResult | None = None
+    pseudo_dir: Path | None = None
+
+
+def _stage_log(log: Log, run: StageRun) -> None:
+    state = "cached" if run.cached else f"done in {run.wall_s:.1f} s"
+    log(f"  {run.stage}: {state} ({run.directory.name})")
+
+
+def build_system(
+    config: ExperimentConfig,
+    data_root: Path,
+    data_key: str,
+    *,
+    seed: int,
+    cache_root: Path,
+    log: Log = logger.info,
+    progress: Callable[[Any], None] | None = None,
+) -> SystemBuild:
+    """Run DAP, pseudo-labelling and fine-tuning as configured (cached) and say which model embeds.
+
+    Args:
+        config: one variant's configuration.
+        data_root: the dataset (train clips are used; test clips never).
+        data_key: its cache key.
+        seed: the run's seed (training initialisation, data order, masks, clustering).
+        cache_root: where stage folders live.
+        log: one-line stage reports.
+        progress: training progress callback (`TrainProgress`).
+    """
+    stages: list[StageRun] = []
+    dap_spec: BackboneSpec | None = None
+    dap_key = ""
+    if config.pretrain is not None:
+        settings = replace(config.pretrain, seed=seed)
+        roots = [str(data_root), *config.data.pretrain_roots]
+        run = run_stage(cache_root, "pretrain",
+                        lambda d: run_pretraining(roots, d, settings, resume=True, progress=progress),
+                        settings=settings, inputs=(data_key, *config.data.pretrain_roots))
+        stages.append(run)
+        _stage_log(log, run)
+        dap_spec = BackboneSpec(preset=settings.preset, weights=str(run.directory / "encoder.safetensors"))
+        dap_key = run.key
+
+    def finetune_stage(pseudo_csv: Path | None, inputs: tuple[str, ...]) -> StageRun:
+        assert config.finetune is not None
+        settings = replace(config.finetune, seed=seed)
+        if config.finetune_from == "dap":
+            if dap_spec is None:
+                raise ConfigError("finetune_from: dap needs a pretrain section (or finetune_from: backbone)")
+            init, init_key = dap_spec.weights, dap_key
+        else:
+            init, init_key = config.backbone.weights, to_dict(config.backbone)
+        run = run_stage(
+            cache_root, "finetune",
+            lambda d: run_finetuning(data_root, d, settings, init_weights=init, pseudo_attributes=pseudo_csv,
+                                     resume=True, progress=progress),
+            settings=settings, inputs=(data_key, json.dumps(init_key, sort_keys=True, default=str), *inputs),
+        )
+        _stage_log(log, run)
+        return run
+
+    pseudo_result = None
+    pseudo_dir = None
+    pseudo_key = ""
+    if config.pseudo is not None:
+        if config.pseudo_source == "dap":
+            if dap_spec is None:
+                raise ConfigError("pseudo_source: dap needs a pretrain section")
+            source, source_key = dap_spec, dap_key
+        elif config.pseudo_source == "gp":
+            source, source_key = config.backbone, json.dumps(to_dict(config.backbone), sort_keys=True)
+        else:
+            if config.finetune is None:
+                raise ConfigError("pseudo_source: ft needs a finetune section")
+            one_class = finetune_stage(None, ("one-class",))
+            stages.append(one_class)
+            source, source_key = BackboneSpec(model_dir=str(one_class.directory / "model")), one_class.key
+        settings = replace(config.pseudo, seed=seed, backbone=source.preset, weights=source.weights)
+        holder: dict[str, PseudoLabelResult] = {}
+
+        def pseudo_build(directory: Path) -> None:
+            embeddings = None
+            if source.model_dir is not None:
+                from asdlab.embeddings.extract import extract_embeddings
+                from asdlab.pipeline.backbones import load_backbone
+
+                backbone = load_backbone(source)
+                records = [r for r in index_dataset(data_root, splits=("train",))]
+                embeddings = extract_embeddings(records, backbone, sample_rate=backbone.sample_rate).table
+            holder["result"] = run_pseudo_labeling(data_root, directory, settings, embeddings=embeddings)
+
+        run = run_stage(cache_root, "pseudo", pseudo_build, settings=settings, inputs=(data_key, source_key))
+        stages.append(run)
+        _stage_log(log, run)
+        pseudo_result, pseudo_dir, pseudo_key = holder.get("result"), run.directory, run.key
+
+    if config.finetune is not None:
+        csv_path = None if pseudo_dir is None else pseudo_dir / "pseudo_attributes.csv"
+        run = finetune_stage(csv_path, (pseudo_key,))
+        stages.append(run)
+        backbone = replace(config.backbone, preset="", weights=None, model_dir=str(run.directory / "model"))
+    elif dap_spec is not None:
+        backbone = replace(config.backbone, preset=dap_spec.preset, weights=dap_spec.weights)
+    else:
+        backbone = replace(config.backbone, seed=seed)
+    key = "-".join(s.key for s in stages) or json.dumps(to_dict(backbone), sort_keys=True)
+    return SystemBuild(backbone=backbone, stages=tuple(stages), key=key, pseudo=pseudo_result, pseudo_dir=pseudo_dir)
+
+
+# ----------------------------------------------------------------------------------------------
+# Scoring, tables, the whole experiment
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    """One variant at one seed: where its scores are, its evaluation and the pseudo-label agreement."""
+
+    variant: str
+    seed: int
+    scores_dir: Path
+    summary: EvaluationSummary | None
+    columns: dict[str, float | None]
+    pseudo_agreement: dict[str, dict[str, Any]] = field(default_factory=dict)
+    training_logs: dict[str, Path] = field(default_factory=dict)
+    maps: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExperimentResult:
+    """Every variant x seed, and the files written."""
+
+    out_dir: Path
+    results: tuple[VariantResult, ...]
+    table_path: Path
+    report_path: Path | None = None
+
+
+_COLUMNS = ("Dev", "Eval", "NoAttr", "All")
+
+
+def score_columns(summary: EvaluationSummary, *, eval_machines: set[str], no_attribute: set[str]) -> dict[str, float | None]:
+    """Official scores (%) over machine subsets: the paper's Dev / Eval / NoAttr / All columns."""
+    groups = {
+        "Dev": [r for r in summary.rows if r.machine not in eval_machines],
+        "Eval": [r for r in summary.rows if r.machine in eval_machines],
+        "NoAttr": [r for r in summary.rows if r.machine in no_attribute],
+        "All": list(summary.rows),
+    }
+    return {name: (100 * official_score(rows, rule=summary.rule) if rows else None) for name, rows in groups.items()}
+
+
+def _machine_groups(data_root: Path) -> tuple[set[str], set[str]]:
+    """(machines of the eval set, machines whose train clips carry no attribute)."""
+    records = index_dataset(data_root, splits=("train",))
+    eval_machines = {r.machine for r in records if "eval_data" in Path(r.path).parts}
+    by_machine: dict[str, set[str]] = {}
+    for r in records:
+        by_machine.setdefault(r.machine, set()).add(r.attributes)
+    no_attribute = {m for m, attrs in by_machine.items() if attrs <= {"noAttribute", ""}}
+    return eval_machines, no_attribute
+
+
+def score_system(
+    build: SystemBuild,
+    scoring: ScoreSettings,
+    data_root: Path,
+    data_key: str,
+    *,
+    cache_root: Path,
+    log: Log = logger.info,
+) -> tuple[StageRun, EvaluationSummary | None]:
+    """Embed train and test clips with the built model and score them (cached)."""
+    from asdlab.embeddings.extract import extract_embeddings
+    from asdlab.metrics.files import evaluate_scores_dir
+    from asdlab.pipeline.backbones import load_backbone
+    from asdlab.pipeline.scoring import score_embeddings
+
+    def build_scores(directory: Path) -> None:
+        backbone = load_backbone(build.backbone)
+        records = index_dataset(data_root, splits=("train", "test"))
+        extraction = extract_embeddings(records, backbone, sample_rate=backbone.sample_rate)
+        for failure in extraction.failures:
+            log(f"  skipped {failure.path}: {failure.problem}")
+        extraction.table.save(directory / "embeddings.npz")
+        test = extraction.table.label[extraction.table.split == "test"]
+        labelled = bool(np.isin(test, ("normal", "anomaly")).all())
+        score_embeddings(extraction.table, directory / "scores", scoring, ground_truth=data_root if labelled else None)
+
+    run = run_stage(cache_root, "scores", build_scores, settings=scoring,
+                    inputs=(data_key, build.key, json.dumps(to_dict(build.backbone), sort_keys=True)))
+    _stage_log(log, run)
+    summary = None
+    scores = run.directory / "scores"
+    if (scores / "evaluation.csv").exists():
+        summary = evaluate_scores_dir(scores, data_root, confidence_interval=False)
+    return run, summary
+
+
+def _pseudo_agreement(pseudo_dir: Path | None) -> dict[str, dict[str, Any]]:
+    """Per machine/section: chosen K, true K, ARI, NMI from the pseudo stage's clustering.json."""
+    if pseudo_dir is None or not (pseudo_dir / "clustering.json").exists():
+        return {}
+    record = json.loads((pseudo_dir / "clustering.json").read_text())
+    out = {}
+    for group in record.get("groups", []):
+        agreement = group.get("agreement") or {}
+        out[f"{group['machine']}/{group['section']}"] = {
+            "k": group.get("n_clusters"), "true_k": group.get("true_k"),
+            "ari": agreement.get("ari"), "nmi": agreement.get("nmi"),
+        }
+    return out
+
+
+def format_results_table(results: Sequence[VariantResult]) -> str:
+    """Variants x (Dev, Eval, NoAttr, All) as mean ± std over seeds, in percent (markdown)."""
+    variants = list(dict.fromkeys(r.variant for r in results))
+    present = [c for c in _COLUMNS if any(r.columns.get(c) is not None for r in results)]
+    lines = ["| variant | seeds | " + " | ".join(present) + " |", "|---|---|" + "---|" * len(present)]
+    for variant in variants:
+        rows = [r for r in results if r.variant == variant]
+        cells = []
+        for column in present:
+            values = [r.columns[column] for r in rows if r.columns.get(column) is not None]
+            if not values:
+                cells.append("–")
+            elif len(values) == 1:
+                cells.append(f"{values[0]:.2f}")
+            else:
+                cells.append(f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}")
+        lines.append(f"| {variant} | {len(rows)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _write_results_csv(results: Sequence[VariantResult], path: Path) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["variant", "seed", *_COLUMNS, "scores_dir"])
+    for r in results:
+        writer.writerow([r.variant, r.seed, *("" if r.columns.get(c) is None else f"{r.columns[c]:.4f}" for c in _COLUMNS),
+                         str(r.scores_dir)])
+    atomic_write_text(path, buffer.getvalue())
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    out_dir: str | os.PathLike,
+    *,
+    log: Log = logger.info,
+    progress: Callable[[Any], None] | None = None,
+) -> ExperimentResult:
+    """Run every variant x seed of `config`; write tables, the resolved config and provenance.
+
+    Writes `<out>/config.yaml` (resolved), `<out>/provenance.json`, `<out>/results.csv` (one row per
+    variant and seed), `<out>/results.md` (mean ± std), stage folders under `<out>/cache/`, and the
+    HTML report under `<out>/report/` when `config.report`.
+    """
+    import yaml
+
+    out_dir = Path(out_dir)
+    cache_root = out_dir / "cache"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
+    atomic_write_text(out_dir / "provenance.json", json.dumps(provenance(), indent=2) + "\n")
+    data_root, data_key = prepare_data(config.data, cache_root, log)
+    eval_machines, no_attribute = _machine_groups(data_root)
+    results = []
+    for variant in (list(config.variants) or [config.name]):
+        variant_config = config.variant(variant)
+        for seed in config.seeds:
+            log(f"{variant} (seed {seed})")
+            build = build_system(variant_config, data_root, data_key, seed=seed, cache_root=cache_root, log=log,
+                                 progress=progress)
+            run, summary = score_system(build, variant_config.scoring, data_root, data_key, cache_root=cache_root,
+                                        log=log)
+            columns = {} if summary is None else score_columns(summary, eval_machines=eval_machines,
+                                                               no_attribute=no_attribute)
+            logs = {f"{s.stage} ({variant}, seed {seed})": s.directory / "train_log.csv" for s in build.stages
+                    if (s.directory / "train_log.csv").exists()}
+            maps = tuple(sorted(build.pseudo_dir.glob("*.png"))) if build.pseudo_dir is not None else ()
+            results.append(VariantResult(variant=variant, seed=seed, scores_dir=run.directory / "scores",
+                                         summary=summary, columns=columns,
+                                         pseudo_agreement=_pseudo_agreement(build.pseudo_dir),
+                                         training_logs=logs, maps=maps))
+    table = format_results_table(results)
+    atomic_write_text(out_dir / "results.md", table + "\n")
+    _write_results_csv(results, out_dir / "results.csv")
+    report_path = None
+    if config.report:
+        report_path = write_experiment_report(config, results, out_dir / "report", data_root=data_root, table=table)
+    return ExperimentResult(out_dir=out_dir, results=tuple(results), table_path=out_dir / "results.md",
+                            report_path=report_path)
+
+
+def write_experiment_report(
+    config: ExperimentConfig,
+    results: Sequence[VariantResult],
+    out_dir: Path,
+    *,
+    data_root: Path,
+    table: str,
+) -> Path:
+    """The HTML report of an experiment: results table, per-system ROC/histograms, curves, maps."""
+    from asdlab.report.html import ReportImage, ReportSystem, ReportTable, write_report
+
+    present = [c for c in _COLUMNS if any(r.columns.get(c) is not None for r in results)]
+    rows = [[r.variant, r.seed, *(r.columns.get(c) for c in present)] for r in results]
+    tables = [ReportTable(title="Official score (%) per variant and seed", columns=["variant", "seed", *present],
+                          rows=rows)]
+    agreement_rows = [
+        [r.variant, r.seed, group, a["k"], a["true_k"], a["ari"], a["nmi"]]
+        for r in results for group, a in sorted(r.pseudo_agreement.items())
+    ]
+    if agreement_rows:
+        tables.append(ReportTable(title="Pseudo-attributes against the true attributes",
+                                  columns=["variant", "seed", "machine/section", "K", "true K", "ARI", "NMI"],
+                                  rows=agreement_rows))
+    systems = [ReportSystem(name=f"{r.variant} (seed {r.seed})", scores_dir=r.scores_dir, ground_truth_root=data_root)
+               for r in results if r.summary is not None]
+    logs = {name: path for r in results for name, path in r.training_logs.items()}
+    images = [ReportImage(title=f"{r.variant} (seed {r.seed}): {p.stem}", path=p) for r in results for p in r.maps]
+    notes = f"Experiment {config.name}; data {data_root}. Mean ± std over seeds:\n\n{table}"
+    return write_report(out_dir, title=f"asdlab: {config.name}", systems=systems, tables=tables,
+                        training_logs=logs, images=images, notes=notes)

@@ -1,0 +1,325 @@
+"""Stage `pretrain`: domain-adaptive pre-training (DAP) of an EAT encoder on machine sounds, no labels.
+
+Indexes the train split of every machine of every dataset root (one DCASE year, or 2020-2025 for
+"DAP-full"), caches the decoded clips under `<out>/cache`, trains `DAPTask` (EAT's UFO objective)
+with the Fabric loop (`<out>/last.ckpt`, `<out>/train_log.csv`, exact `resume`), then writes the
+student as `<out>/encoder.safetensors` (and the teacher as `teacher.safetensors`), atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+
+from asdlab._io import atomic_write_text
+from asdlab.data.dataset import ClipDataset
+from asdlab.data.index import index_dataset
+from asdlab.data.records import ClipRecord
+from asdlab.encoders.checkpoints import load_eat_checkpoint, load_encoder_weights, read_encoder_metadata, save_encoder
+from asdlab.encoders.eat import EAT_PRESETS, EATEncoder, create_eat_decoder
+from asdlab.encoders.registry import create_encoder
+from asdlab.errors import CheckpointError, ConfigError, DataError
+from asdlab.features.fbank import count_frames
+from asdlab.features.normalize import EATFrontEnd
+from asdlab.training.ema import EMASchedule
+from asdlab.training.loop import ProgressCallback, TrainSettings, train
+from asdlab.training.ufo import DAPTask, UtteranceReduction
+
+__all__ = ["PretrainSettings", "PretrainResult", "run_pretraining", "build_dap_task", "ENCODER_NAME",
+           "TEACHER_NAME", "SETTINGS_NAME", "with_overrides"]
+
+logger = logging.getLogger(__name__)
+
+ENCODER_NAME = "encoder.safetensors"
+TEACHER_NAME = "teacher.safetensors"
+SETTINGS_NAME = "pretrain_settings.json"
+_EAT_WARMUP_FRACTION = 53_333 / 400_000  # EAT: 53,333 warm-up of 400 k updates
+# Fields that may change between a run and its resumption (hardware, logging).
+_RUNTIME_FIELDS = frozenset({"num_workers", "log_every", "checkpoint_every", "accelerator", "devices",
+                             "num_nodes", "strategy", "precision"})
+
+
+@dataclass(frozen=True)
+class PretrainSettings:
+    """DAP settings. Defaults: EAT pre-training (EAT.md "Optimiser", "UFO") and the DAP paper's batch.
+
+    Attributes:
+        preset: EAT encoder preset ("eat-base" in the paper; "eat-tiny" / "eat-small" on a CPU).
+        init: released EAT checkpoint (student, decoder and EMA teacher are used when present) or
+            asdlab encoder file; None = random initialisation from `seed`.
+        seed: initialisation (without `init`), data order and masks.
+        steps: optimiser updates (EAT: 400 k).
+        batch_size: clips per device per micro-batch (DAP paper: 32; EAT: 12 per GPU).
+        accumulate_steps: micro-batches per update.
+        clones: masked views per clip (EAT: 16).
+        mask_ratio: masked fraction (EAT: 0.8).
+        lr: peak learning rate (EAT: 5e-4).
+        warmup_steps: None = EAT's fraction of `steps` (53,333 / 400,000).
+        weight_decay, betas, grad_clip: EAT: 0.05, (0.9, 0.95), 4.
+        ema_start, ema_end, ema_anneal_steps: teacher decay schedule (EAT: 0.9998 -> 0.99999 over 100 k).
+        utterance_weight, utterance_reduction: see `DAPTask` ("mean": the paper's L_f + L_u).
+        sample_rate: Hz.
+        duration_s: clip length; None = the most common length in the data.
+        fit: "pad" or "tile" clips shorter than `duration_s` (longer ones are cut).
+        target_frames: EAT input frames; None = the clip's frame count rounded up to a multiple of 16
+            (EAT pads 10 s to 1024; padding 2 s clips to 1024 would be 80 % padding patches).
+        precision: Fabric precision; "auto" = "bf16-mixed" on a GPU, "32-true" on the CPU.
+        accelerator, devices, num_nodes, strategy, num_workers: see `TrainSettings`.
+        checkpoint_every, log_every: updates between checkpoints / progress reports.
+    """
+
+    preset: str = "eat-base"
+    init: str | None = None
+    seed: int = 0
+    steps: int = 400_000
+    batch_size: int = 32
+    accumulate_steps: int = 1
+    clones: int = 16
+    mask_ratio: float = 0.8
+    lr: float = 5e-4
+    warmup_steps: int | None = None
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float | None = 4.0
+    ema_start: float = 0.9998
+    ema_end: float = 0.99999
+    ema_anneal_steps: int = 100_000
+    utterance_weight: float = 1.0
+    utterance_reduction: UtteranceReduction = "mean"
+    sample_rate: int = 16000
+    duration_s: float | None = None
+    fit: str = "pad"
+    target_frames: int | None = None
+    precision: str = "auto"
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    num_workers: int = 0
+    checkpoint_every: int = 1000
+    log_every: int = 10
+
+    def train_settings(self) -> TrainSettings:
+        """The loop's settings (warm-up and precision resolved)."""
+        warmup = self.warmup_steps
+        if warmup is None:
+            warmup = round(self.steps * _EAT_WARMUP_FRACTION)
+        return TrainSettings(
+            max_steps=self.steps, batch_size=self.batch_size, accumulate_steps=self.accumulate_steps, lr=self.lr,
+            warmup_steps=warmup, betas=self.betas, weight_decay=self.weight_decay, grad_clip=self.grad_clip,
+            precision=_resolve_precision(self.precision, self.accelerator), accelerator=self.accelerator,
+            devices=self.devices, num_nodes=self.num_nodes, strategy=self.strategy, num_workers=self.num_workers,
+            checkpoint_every=self.checkpoint_every, log_every=self.log_every, seed=self.seed,
+        )
+
+
+@dataclass(frozen=True)
+class PretrainResult:
+    """What `run_pretraining` wrote.
+
+    Attributes:
+        encoder_path: the DAP student encoder (asdlab safetensors, `source="dap"`).
+        checkpoint: the training checkpoint (student, teacher, decoder, optimiser, ...).
+        log_path: the CSV training log.
+        steps: updates done.
+        wall_s: training time of this call.
+        clips: training clips used.
+        teacher_path: the EMA teacher encoder, same format.
+        last_logs: the last logged loss parts, lr, EMA decay, ...
+    """
+
+    encoder_path: Path
+    checkpoint: Path
+    log_path: Path
+    steps: int
+    wall_s: float
+    clips: int
+    teacher_path: Path | None = None
+    last_logs: dict[str, float] | None = None
+
+
+def _resolve_precision(precision: str, accelerator: str) -> str:
+    if precision != "auto":
+        return precision
+    on_gpu = accelerator in ("cuda", "gpu") or (accelerator == "auto" and torch.cuda.is_available())
+    return "bf16-mixed" if on_gpu else "32-true"
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Draw initial weights from `seed` without disturbing the global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        yield
+
+
+def _is_asdlab_file(path: Path) -> bool:
+    if not (path.is_file() and path.suffix == ".safetensors"):
+        return False
+    try:
+        read_encoder_metadata(path)
+    except CheckpointError:
+        return False
+    return True
+
+
+def build_dap_task(settings: PretrainSettings, *, target_frames: int | None) -> DAPTask:
+    """Student, decoder and teacher for `settings` (random, a released EAT file, or an asdlab file).
+
+    A released pre-training file gives all three; a file without a decoder (fine-tuned, Hugging
+    Face, asdlab) gets a fresh decoder from `seed`, and the teacher starts as a copy of the student.
+
+    Raises:
+        ConfigError: `preset` is not an EAT preset.
+        CheckpointError: `init` cannot be read or does not fit `preset`.
+    """
+    preset = settings.preset
+    if preset not in EAT_PRESETS:
+        raise ConfigError(f"preset {preset!r}: DAP trains EAT encoders; choose one of {', '.join(EAT_PRESETS)}")
+    with _seeded(settings.seed):
+        decoder = create_eat_decoder(preset)
+    teacher: EATEncoder | None = None
+    if settings.init is None or settings.init == "scratch":
+        with _seeded(settings.seed):
+            encoder = create_encoder(preset)
+    else:
+        path = Path(settings.init)
+        if _is_asdlab_file(path):
+            encoder, _ = load_encoder_weights(path, preset)
+        else:
+            encoder, report = load_eat_checkpoint(path, which="student", preset=preset)
+            if report.decoder_state is not None:
+                decoder.load_state_dict(report.decoder_state, strict=True)
+            else:
+                logger.warning("%s has no decoder weights; the decoder starts from random weights", path)
+            if report.source == "fairseq-pretrained":
+                try:
+                    teacher, _ = load_eat_checkpoint(path, which="teacher", preset=preset)
+                except CheckpointError as error:
+                    logger.warning("%s: no usable teacher weights (%s); the teacher starts as the student",
+                                   path, str(error).splitlines()[0])
+    front_end = EATFrontEnd(target_frames=target_frames, num_mel_bins=encoder.num_mel_bins)
+    return DAPTask(
+        encoder.train(), decoder, teacher=teacher, front_end=front_end, clones=settings.clones,
+        mask_ratio=settings.mask_ratio, utterance_weight=settings.utterance_weight,
+        utterance_reduction=settings.utterance_reduction,
+        ema=EMASchedule(settings.ema_start, settings.ema_end, settings.ema_anneal_steps),
+    )
+
+
+def _index(data_roots: Sequence[str | os.PathLike]) -> list[ClipRecord]:
+    """Train clips of every machine of every root, without duplicates, in a fixed order."""
+    records: dict[str, ClipRecord] = {}
+    for root in data_roots:
+        for record in index_dataset(root, splits=("train",)):
+            records.setdefault(str(Path(record.path).resolve()), record)
+    return list(records.values())
+
+
+def _frames_for(num_samples: int, target_frames: int | None) -> int:
+    if target_frames is not None:
+        if target_frames < 16 or target_frames % 16:
+            raise ConfigError(f"target_frames must be a positive multiple of 16, got {target_frames}")
+        return target_frames
+    frames = count_frames(num_samples)
+    if frames < 1:
+        raise DataError(f"clips of {num_samples} samples are shorter than one fbank frame")
+    return min(16 * math.ceil(frames / 16), 16 * 768)  # the position table's limit, ~123 s
+
+
+def _check_resume(path: Path, settings: PretrainSettings) -> None:
+    if not path.is_file():
+        return
+    before = json.loads(path.read_text())
+    now = json.loads(json.dumps(asdict(settings)))
+    changed = sorted(k for k in set(before) | set(now) if k not in _RUNTIME_FIELDS and before.get(k) != now.get(k))
+    if changed:
+        detail = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed)
+        raise ConfigError(f"{path}: cannot resume with other settings ({detail})")
+
+
+def _is_rank_zero() -> bool:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank() == 0
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) == 0
+
+
+def run_pretraining(
+    data_roots: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    settings: PretrainSettings,
+    *,
+    resume: bool = False,
+    progress: ProgressCallback | None = None,
+) -> PretrainResult:
+    """Domain-adaptive pre-training on the train clips of `data_roots` (no labels used).
+
+    Args:
+        data_roots: dataset roots in any DCASE / MIMII layout.
+        out_dir: gets `cache/`, `last.ckpt`, `train_log.csv`, `pretrain_settings.json`,
+            `encoder.safetensors` and `teacher.safetensors`.
+        settings: see `PretrainSettings`.
+        resume: continue from `<out_dir>/last.ckpt` (same settings except hardware and logging).
+        progress: called with each `TrainProgress` (step, loss parts, lr, EMA decay, clips/s, ETA).
+
+    Returns:
+        `PretrainResult`.
+
+    Raises:
+        DataError: no train clips, or none decodable.
+        ConfigError: bad settings, or `resume` with settings that differ from the checkpoint's.
+        CheckpointError: `init` or the checkpoint does not fit.
+    """
+    if not data_roots:
+        raise ConfigError("give at least one dataset root")
+    if settings.fit not in ("pad", "tile"):
+        raise ConfigError(f"fit must be 'pad' or 'tile' for pre-training batches, got {settings.fit!r}")
+    out_dir = Path(out_dir)
+    settings_path = out_dir / SETTINGS_NAME
+    if resume:
+        _check_resume(settings_path, settings)
+    records = _index(data_roots)
+    logger.info("DAP on %d train clips from %d root(s)", len(records), len(data_roots))
+    dataset = ClipDataset(records, sample_rate=settings.sample_rate, duration_s=settings.duration_s,
+                          fit=settings.fit, cache_dir=out_dir / "cache")
+    target_frames = _frames_for(dataset.num_samples, settings.target_frames)
+    logger.info("clips of %.2f s -> %d fbank frames (%d patches)", dataset.duration_s, target_frames,
+                target_frames // 16 * 8)
+    task = build_dap_task(settings, target_frames=target_frames)
+    if _is_rank_zero():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(settings_path, json.dumps(asdict(settings), indent=2, sort_keys=True) + "\n")
+
+    start = time.perf_counter()
+    result = train(task, dataset, settings.train_settings(), out_dir=out_dir, resume=resume, progress=progress)
+    wall_s = time.perf_counter() - start
+
+    encoder_path, teacher_path = out_dir / ENCODER_NAME, out_dir / TEACHER_NAME
+    if _is_rank_zero():
+        extra = {
+            "init": str(settings.init or "scratch"),
+            "steps": str(result.steps),
+            "clips": str(len(dataset)),
+            "data_roots": json.dumps([str(r) for r in data_roots]),
+            "target_frames": str(target_frames),
+        }
+        save_encoder(task.encoder, encoder_path, preset=settings.preset, source="dap", extra=extra)
+        save_encoder(task.teacher, teacher_path, preset=settings.preset, source="dap-teacher", extra=extra)
+    return PretrainResult(
+        encoder_path=encoder_path, checkpoint=result.checkpoint, log_path=result.log_path, steps=result.steps,
+        wall_s=wall_s, clips=len(dataset), teacher_path=teacher_path, last_logs=dict(result.last_logs),
+    )
+
+
+def with_overrides(settings: PretrainSettings, **overrides) -> PretrainSettings:
+    """`settings` with some fields replaced (None values are ignored), for CLI-style overrides."""
+    return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
