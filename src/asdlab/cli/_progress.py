@@ -9,9 +9,9 @@ import time
 class ProgressPrinter:
     """Callable `progress(done, total)` printing `label: done/total (rate/s, ETA)` at most twice a second."""
 
-    def __init__(self, label: str, *, stream=sys.stderr, min_interval_s: float = 0.5):
+    def __init__(self, label: str, *, stream=None, min_interval_s: float = 0.5):
         self.label = label
-        self.stream = stream
+        self._stream = stream
         self.min_interval_s = min_interval_s
         self._start: float | None = None
         self._last_print = 0.0
@@ -38,18 +38,24 @@ class ProgressPrinter:
     _last_done = 0
     _start_done = 0
 
+    @property
+    def stream(self):
+        """The given stream, else the current sys.stderr (looked up late: tests replace it)."""
+        return self._stream if self._stream is not None else sys.stderr
+
 
 class TrainingProgressPrinter:
     """Callable taking `asdlab.training.loop.TrainProgress`: one line per report with losses, lr, speed, ETA."""
 
-    def __init__(self, *, stream=sys.stderr, label: str = "train"):
-        self.stream = stream
+    def __init__(self, *, stream=None, label: str = "train"):
+        self._stream = stream
         self.label = label
 
     def __call__(self, report) -> None:
         logs = " ".join(f"{k} {v:.4g}" for k, v in report.logs.items() if k != "grad_norm")
-        self.stream.write(
+        stream = self._stream if self._stream is not None else sys.stderr
+        stream.write(
             f"{self.label} step {report.step}/{report.max_steps} | {logs} | lr {report.lr:.3g} | "
             f"{report.clips_per_s:.1f} clips/s | ETA {report.eta_s:.0f} s\n"
         )
-        self.stream.flush()
+        stream.flush()
