@@ -299,7 +299,7 @@ def build_system(
                 raise ConfigError("pseudo_source: ft needs a finetune section")
             one_class = finetune_stage(None, ("one-class",))
             stages.append(one_class)
-            source, source_key = BackboneSpec(model_dir=str(one_class.directory / "model")), one_class.key
+            source, source_key = BackboneSpec(model_dir=str(one_class.directory)), one_class.key
         settings = replace(config.pseudo, seed=seed, backbone=source.preset, weights=source.weights)
         holder: dict[str, PseudoLabelResult] = {}
 
@@ -323,7 +323,7 @@ def build_system(
         csv_path = None if pseudo_dir is None else pseudo_dir / "pseudo_attributes.csv"
         run = finetune_stage(csv_path, (pseudo_key,))
         stages.append(run)
-        backbone = replace(config.backbone, preset="", weights=None, model_dir=str(run.directory / "model"))
+        backbone = replace(config.backbone, preset="", weights=None, model_dir=str(run.directory))
     elif dap_spec is not None:
         backbone = replace(config.backbone, preset=dap_spec.preset, weights=dap_spec.weights)
     else:
