@@ -112,7 +112,7 @@ class ExperimentConfig:
     pseudo: PseudoLabelSettings | None = None
     pseudo_source: Literal["dap", "gp", "ft"] = "dap"
     finetune: FinetuneSettings | None = None
-    finetune_from: Literal["dap", "backbone"] = "dap"
+    finetune_from: Literal["dap", "backbone"] = "backbone"
     scoring: ScoreSettings = field(default_factory=ScoreSettings)
     report: bool = True
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
