@@ -37,6 +37,7 @@ _FORMAT = "asdlab-detector"
 _VERSION = 1
 _TRAIN_FILE = "train_embeddings.npz"
 _MODEL_DIR = "model"
+_TRAINING_ONLY = ("last.ckpt", "*.tmp", "stage.json", "stage1", "cache")
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -103,7 +104,7 @@ class Detector:
             DataError: no test clip of a known machine and section under `data_root`.
         """
         known = set(self.machines)
-        records = [r for r in index_dataset(data_root, splits=("test",))]
+        records = index_dataset(data_root, splits=("test",))
         unknown = sorted({(r.machine, r.section) for r in records} - known)
         for machine, section in unknown:
             logger.warning("%s section %s: not in this detector (trained on %s); skipped", machine, section,
@@ -144,7 +145,9 @@ def save_detector(
     try:
         stored = backbone
         if backbone.model_dir is not None:
-            shutil.copytree(backbone.model_dir, staging / _MODEL_DIR)
+            # Only what the model needs: not the training checkpoint (optimiser state) or data caches.
+            shutil.copytree(backbone.model_dir, staging / _MODEL_DIR,
+                            ignore=shutil.ignore_patterns(*_TRAINING_ONLY))
             stored = BackboneSpec(**{**asdict(backbone), "model_dir": _MODEL_DIR, "weights": None})
         elif backbone.weights is not None:
             (staging / _MODEL_DIR).mkdir()

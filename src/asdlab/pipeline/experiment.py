@@ -32,10 +32,10 @@ from asdlab.errors import ConfigError
 from asdlab.metrics.dcase import EvaluationSummary, official_score
 from asdlab.pipeline.backbones import BackboneSpec
 from asdlab.pipeline.cache import StageRun, run_stage
-from asdlab.pipeline.config_io import apply_overrides, from_dict, read_yaml, to_dict
+from asdlab.pipeline.config_io import apply_overrides, from_dict, parse_override, read_yaml, to_dict
 from asdlab.pipeline.finetune import FinetuneSettings, run_finetuning
 from asdlab.pipeline.pretrain import PretrainSettings, run_pretraining
-from asdlab.pipeline.pseudo_label import PseudoLabelResult, PseudoLabelSettings, run_pseudo_labeling
+from asdlab.pipeline.pseudo_label import PseudoLabelSettings, run_pseudo_labeling
 from asdlab.pipeline.scoring import ScoreSettings
 
 __all__ = [
@@ -162,8 +162,6 @@ def load_experiment_config(
             raise ConfigError(f"{path}: small_scale must be a mapping of KEY: VALUE overrides")
         data = apply_overrides(data, {"data.synthetic": True, **small})
     if not isinstance(overrides, Mapping):
-        from asdlab.pipeline.config_io import parse_override
-
         overrides = dict(parse_override(item) for item in overrides)
     data = apply_overrides(data, overrides)
     data.setdefault("name", path.stem)
@@ -222,8 +220,7 @@ class SystemBuild:
     backbone: BackboneSpec
     stages: tuple[StageRun, ...]
     key: str
-    pseudo: PseudoLabelResult | None = None
-    pseudo_dir: Path | None = None
+    pseudo_dir: Path | None = None  # the pseudo-label stage's folder (clustering.json, maps)
 
 
 def _stage_log(log: Log, run: StageRun) -> None:
@@ -284,7 +281,6 @@ def build_system(
         _stage_log(log, run)
         return run
 
-    pseudo_result = None
     pseudo_dir = None
     pseudo_key = ""
     if config.pseudo is not None:
@@ -301,7 +297,6 @@ def build_system(
             stages.append(one_class)
             source, source_key = BackboneSpec(model_dir=str(one_class.directory)), one_class.key
         settings = replace(config.pseudo, seed=seed, backbone=source.preset, weights=source.weights)
-        holder: dict[str, PseudoLabelResult] = {}
 
         def pseudo_build(directory: Path) -> None:
             embeddings = None
@@ -310,14 +305,14 @@ def build_system(
                 from asdlab.pipeline.backbones import load_backbone
 
                 backbone = load_backbone(source)
-                records = [r for r in index_dataset(data_root, splits=("train",))]
+                records = index_dataset(data_root, splits=("train",))
                 embeddings = extract_embeddings(records, backbone, sample_rate=backbone.sample_rate).table
-            holder["result"] = run_pseudo_labeling(data_root, directory, settings, embeddings=embeddings)
+            run_pseudo_labeling(data_root, directory, settings, embeddings=embeddings)
 
         run = run_stage(cache_root, "pseudo", pseudo_build, settings=settings, inputs=(data_key, source_key))
         stages.append(run)
         _stage_log(log, run)
-        pseudo_result, pseudo_dir, pseudo_key = holder.get("result"), run.directory, run.key
+        pseudo_dir, pseudo_key = run.directory, run.key
 
     if config.finetune is not None:
         csv_path = None if pseudo_dir is None else pseudo_dir / "pseudo_attributes.csv"
@@ -329,7 +324,7 @@ def build_system(
     else:
         backbone = replace(config.backbone, seed=seed)
     key = "-".join(s.key for s in stages) or json.dumps(to_dict(backbone), sort_keys=True)
-    return SystemBuild(backbone=backbone, stages=tuple(stages), key=key, pseudo=pseudo_result, pseudo_dir=pseudo_dir)
+    return SystemBuild(backbone=backbone, stages=tuple(stages), key=key, pseudo_dir=pseudo_dir)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -400,6 +395,8 @@ def score_system(
     from asdlab.pipeline.backbones import load_backbone
     from asdlab.pipeline.scoring import score_embeddings
 
+    computed: dict[str, EvaluationSummary | None] = {}
+
     def build_scores(directory: Path) -> None:
         backbone = load_backbone(build.backbone)
         records = index_dataset(data_root, splits=("train", "test"))
@@ -409,13 +406,17 @@ def score_system(
         extraction.table.save(directory / "embeddings.npz")
         test = extraction.table.label[extraction.table.split == "test"]
         labelled = bool(np.isin(test, ("normal", "anomaly")).all())
-        score_embeddings(extraction.table, directory / "scores", scoring, ground_truth=data_root if labelled else None)
+        result = score_embeddings(extraction.table, directory / "scores", scoring,
+                                  ground_truth=data_root if labelled else None)
+        computed["summary"] = result.summary
 
     run = run_stage(cache_root, "scores", build_scores, settings=scoring,
                     inputs=(data_key, build.key, json.dumps(to_dict(build.backbone), sort_keys=True)))
     _stage_log(log, run)
+    if "summary" in computed:
+        return run, computed["summary"]
+    scores = run.directory / "scores"  # a cached stage: evaluate its score files again
     summary = None
-    scores = run.directory / "scores"
     if (scores / "evaluation.csv").exists():
         summary = evaluate_scores_dir(scores, data_root, confidence_interval=False)
     return run, summary
