@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from asdlab.data.index import index_dataset
@@ -45,13 +46,16 @@ def main() -> None:
     parser.add_argument("--dap", default=None, help="DAP encoder.safetensors for the EAT rows (default: random init)")
     parser.add_argument("--pseudo", default=None, help="pseudo_attributes.csv for the hidden-attribute set")
     parser.add_argument("--eat-preset", default="eat-tiny")
-    parser.add_argument("--eat-steps", type=int, default=60)
+    parser.add_argument("--eat-steps", type=int, default=600)
     parser.add_argument("--eat-lr", type=float, default=5e-4)
     parser.add_argument("--eat-mode", default="full")
+    parser.add_argument("--eat-head", default="sc-adacos", help="arcface (paper, needs a pre-trained start), adacos, sc-adacos")
+    parser.add_argument("--eat-pooling", default="mean")
     parser.add_argument("--tb-preset", default="two-branch-cnn")
-    parser.add_argument("--tb-steps", type=int, default=60)
+    parser.add_argument("--tb-steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="initialisation seeds of the (a) rows")
     parser.add_argument("--only", choices=("a-tb", "a-eat", "b"), nargs="*", default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -63,35 +67,44 @@ def main() -> None:
     cache = str(work / "cache")
 
     rows = []
-    if "a-tb" in only:
-        base = build_backbone(args.tb_preset, seed=0)
-        untrained, _ = score(base, root, work / "tb_untrained")
-        settings = FinetuneSettings(recipe="two-branch-cnn", preset=args.tb_preset, steps=args.tb_steps,
-                                    batch_size=args.batch_size, cache_dir=cache, log_every=10)
-        run_finetuning(root, work / "tb_model_warm", FinetuneSettings(**{**settings.__dict__, "steps": 1}))
-        start = time.perf_counter()
-        result = run_finetuning(root, work / "tb_model", settings)
-        wall = time.perf_counter() - start
-        tuned, _ = score(load_finetuned_backbone(result.model_dir), root, work / "tb_tuned")
-        rows.append((args.tb_preset, "random init", untrained, tuned, args.tb_steps, wall))
-    if "a-eat" in only:
-        frames = 208  # 2 s clips: 198 Kaldi frames, padded to a multiple of 16
-        base = build_backbone(args.eat_preset, weights=args.dap, pooling="mean", target_frames=frames, seed=0)
-        untrained, _ = score(base, root, work / "eat_untrained")
-        settings = FinetuneSettings(recipe="eat", preset=args.eat_preset, mode=args.eat_mode, steps=args.eat_steps,
-                                    batch_size=args.batch_size, lr=args.eat_lr, warmup_steps=max(args.eat_steps // 10, 1),
-                                    cache_dir=cache, log_every=10)
-        start = time.perf_counter()
-        result = run_finetuning(root, work / "eat_model", settings, init_weights=args.dap)
-        wall = time.perf_counter() - start
-        tuned, _ = score(load_finetuned_backbone(result.model_dir), root, work / "eat_tuned")
-        source = "DAP " + args.dap if args.dap else "random init"
-        rows.append((f"{args.eat_preset} ({args.eat_mode})", source, untrained, tuned, args.eat_steps, wall))
+    for seed in args.seeds:
+        if "a-tb" in only:
+            base = build_backbone(args.tb_preset, seed=seed)
+            untrained, _ = score(base, root, work / f"tb_untrained_{seed}")
+            settings = FinetuneSettings(recipe="two-branch-cnn", preset=args.tb_preset, steps=args.tb_steps,
+                                        batch_size=args.batch_size, cache_dir=cache, log_every=10, seed=seed)
+            start = time.perf_counter()
+            result = run_finetuning(root, work / f"tb_model_{seed}", settings)
+            wall = time.perf_counter() - start
+            tuned, _ = score(load_finetuned_backbone(result.model_dir), root, work / f"tb_tuned_{seed}")
+            rows.append((args.tb_preset, "random init", seed, untrained, tuned, args.tb_steps, wall))
+        if "a-eat" in only:
+            frames = 208  # 2 s clips: 198 Kaldi frames, padded to a multiple of 16
+            base = build_backbone(args.eat_preset, weights=args.dap, pooling=args.eat_pooling, target_frames=frames,
+                                  seed=seed, level="rms")
+            untrained, _ = score(base, root, work / f"eat_untrained_{seed}")
+            settings = FinetuneSettings(recipe="eat", preset=args.eat_preset, mode=args.eat_mode, steps=args.eat_steps,
+                                        batch_size=args.batch_size, lr=args.eat_lr, head=args.eat_head,
+                                        pooling=args.eat_pooling, warmup_steps=max(args.eat_steps // 20, 1),
+                                        cache_dir=cache, log_every=10, seed=seed)
+            start = time.perf_counter()
+            result = run_finetuning(root, work / f"eat_model_{seed}", settings, init_weights=args.dap)
+            wall = time.perf_counter() - start
+            tuned, _ = score(load_finetuned_backbone(result.model_dir), root, work / f"eat_tuned_{seed}")
+            source = "DAP " + Path(args.dap).name if args.dap else "random init"
+            rows.append((f"{args.eat_preset} ({args.eat_mode}, {args.eat_head})", source, seed, untrained, tuned,
+                         args.eat_steps, wall))
     if rows:
-        print("\n(a) official score (kNN, %), synthetic set machines=4 seed=0")
-        print(f"{'backbone':28s} {'start':22s} {'untrained':>9s} {'fine-tuned':>10s} {'steps':>6s} {'train s':>8s}")
-        for name, source, untrained, tuned, steps, wall in rows:
-            print(f"{name:28s} {source[:22]:22s} {100 * untrained:9.2f} {100 * tuned:10.2f} {steps:6d} {wall:8.1f}")
+        print(f"\n(a) official score (kNN, %), synthetic set machines=4 seed=0, {torch.get_num_threads()} threads")
+        print(f"{'backbone':32s} {'start':18s} {'seed':>4s} {'untrained':>9s} {'fine-tuned':>10s} {'steps':>6s} {'train s':>8s}")
+        for name, source, seed, untrained, tuned, steps, wall in rows:
+            print(f"{name:32s} {source[:18]:18s} {seed:4d} {100 * untrained:9.2f} {100 * tuned:10.2f} {steps:6d} {wall:8.1f}")
+        for name in dict.fromkeys(r[0] for r in rows):
+            mine = [r for r in rows if r[0] == name]
+            if len(mine) > 1:
+                u, t = np.array([r[3] for r in mine]) * 100, np.array([r[4] for r in mine]) * 100
+                print(f"{name:32s} mean ± std over {len(mine)} seeds: untrained {u.mean():.2f} ± {u.std(ddof=1):.2f}, "
+                      f"fine-tuned {t.mean():.2f} ± {t.std(ddof=1):.2f}, gain {np.mean(t - u):+.2f}")
 
     if "b" in only:
         hidden_root = work / "synth_hidden"

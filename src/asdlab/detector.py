@@ -94,7 +94,10 @@ class Detector:
         device: str = "cpu",
         progress: ProgressCallback | None = None,
     ) -> ScoringResult:
-        """Score every `test/` clip under a DCASE-layout root; write `anomaly_score_*` / `decision_result_*`.
+        """Score every `test/` clip under a dataset root; write `anomaly_score_*` / `decision_result_*`.
+
+        The root is any layout `index_dataset` reads, own recordings included (`<Machine>/test/*.wav`
+        with arbitrary names: section "00", no label; the files list those names as they are).
 
         Clips of machines or sections the detector was not trained on are reported and skipped.
         When the test clips carry labels (file names with normal/anomaly and the domain), the

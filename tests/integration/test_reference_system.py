@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -40,17 +41,22 @@ def test_corrupt_clip_is_reported_and_the_rest_scored(tiny_dataset, tmp_path):
     assert (tmp_path / "system" / "evaluation.csv").exists()
 
 
-def test_demo_command_prints_both_tables(tmp_path, capsys, monkeypatch):
-    import asdlab.pipeline.demo as demo
-
-    def small_dataset(out_dir, *, seed, overwrite):
-        return generate_dataset(out_dir, machines=2, train_source=12, train_target=3, test_per_group=4,
-                                duration_s=0.5, seed=seed, overwrite=overwrite)
-
-    monkeypatch.setattr(demo, "generate_dataset", small_dataset)
-    assert main(["demo", "--out", str(tmp_path)]) == 0
+def test_demo_runs_the_demo_recipe_and_prints_every_table(tmp_path, capsys):
+    # the real recipe, shrunk: 2 machines (1 with hidden attributes), 0.5-s clips, 2 training steps
+    tiny = ["data.machines=2", "data.hide_attributes=1", "data.train_source=12", "data.train_target=3",
+            "data.test_per_group=4", "data.duration_s=0.5", "report=false",
+            "variants.dap-pseudo-arcface.pretrain.steps=2", "variants.dap-pseudo-arcface.pretrain.warmup_steps=1",
+            "variants.dap-pseudo-arcface.finetune.steps=2", "variants.dap-pseudo-arcface.finetune.warmup_steps=1",
+            "variants.two-branch-cnn.finetune.preset=two-branch-cnn-small", "variants.two-branch-cnn.finetune.steps=2"]
+    args = ["demo", "--out", str(tmp_path)] + [item for o in tiny for item in ("--set", o)]
+    assert main(args) == 0
     out = capsys.readouterr().out
-    assert "== logmel-stats + knn" in out and "== clip level + knn (control)" in out
-    assert out.count("official score:") == 2
-    # a second run reuses the dataset
-    assert main(["demo", "--out", str(tmp_path)]) == 0
+    for variant in ("dap-pseudo-arcface", "two-branch-cnn", "baseline"):
+        assert f"== {variant} (seed 0)" in out
+        assert f"| {variant} | 1 |" in out
+    assert out.count("official score:") == 3
+    assert re.search(r"pseudo-attributes Syn\w+/00: K=\d+ \(true \d+\), ARI", out)
+    # a second run reuses every stage
+    assert main(args) == 0
+    again = capsys.readouterr().out
+    assert again.count(": cached") >= 6 and "generated" not in again

@@ -7,9 +7,15 @@ import time
 from pathlib import Path
 
 from asdlab.cli._progress import TrainingProgressPrinter
-from asdlab.pipeline.experiment import list_recipes, load_experiment_config, run_experiment
+from asdlab.pipeline.experiment import (
+    ExperimentConfig,
+    ExperimentResult,
+    list_recipes,
+    load_experiment_config,
+    run_experiment,
+)
 
-__all__ = ["register", "run"]
+__all__ = ["register", "run", "run_and_print"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,7 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_experiment_config(args.config, overrides=args.overrides, small_scale=args.synthetic)
-    out = args.out or Path("runs") / config.name
+    run_and_print(config, args.out or Path("runs") / config.name)
+    return 0
+
+
+def run_and_print(config: ExperimentConfig, out: Path) -> ExperimentResult:
+    """Run an experiment with progress on the terminal, then print each system's table and the summary."""
     start = time.perf_counter()
     result = run_experiment(config, out, log=print, progress=TrainingProgressPrinter())
     for item in result.results:
@@ -44,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
         for group, a in sorted(item.pseudo_agreement.items()):
             ari = "–" if a["ari"] is None else f"{a['ari']:.3f}"
             print(f"   pseudo-attributes {group}: K={a['k']} (true {a['true_k']}), ARI {ari}")
-    print("\n" + result.table_path.read_text())
+    print("\nofficial score (%), mean ± std over seeds:\n" + result.table_path.read_text())
     if result.report_path is not None:
         print(f"report: {result.report_path}")
     print(f"done in {time.perf_counter() - start:.1f} s -> {result.out_dir}")
-    return 0
+    return result

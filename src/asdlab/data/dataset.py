@@ -1,9 +1,9 @@
 """A torch `Dataset` of decoded clips, cached once in a float32 memory-mapped file (N, S).
 
-The cache is keyed by the clip list (paths, sizes, modification times) and the loading settings,
-so a rerun reuses it; decoding never happens in DataLoader workers, and reading a clip is a slice
-of the mapped file, deterministic (no randomness here: masks and augmentation belong to the task).
-This is the only module of `asdlab.data` that imports torch.
+The cache is keyed by the clip list (paths, sizes, modification times) and the loading settings
+(level normalisation included), so a rerun reuses it; decoding never happens in DataLoader workers,
+and reading a clip is a slice of the mapped file, deterministic (no randomness here: masks and
+augmentation belong to the task). This is the only module of `asdlab.data` that imports torch.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from numpy.typing import NDArray
 from torch.utils.data import Dataset
 
 from asdlab._io import atomic_path, atomic_write_text
-from asdlab.data.audio import Fit, load_audio
+from asdlab.data.audio import Fit, fit_length, load_audio
 from asdlab.data.records import ClipRecord
 from asdlab.errors import AudioError, ConfigError, DataError
+from asdlab.features.level import LEVELS, Level, apply_level  # the function `Backbone` applies at inference
 
 try:
     import fcntl
@@ -104,6 +105,10 @@ class ClipDataset(Dataset):
         cache_dir: folder of the memory-mapped cache (`clips-<key>.npy` + `.json`), reused when
             the clips and settings are unchanged; None = decode into memory.
         progress: called as progress(done, total) while decoding.
+        level: "rms" scales each decoded clip, over its own samples before padding / tiling /
+            cutting, to `asdlab.features.level.TYPICAL_RMS` (what `Backbone(level="rms")` does to
+            a whole clip at inference); "none" (default) keeps the file's level. The cache stores
+            the normalised clips and its key includes the level.
 
     Attributes:
         records: the clips kept, aligned with the items.
@@ -114,7 +119,7 @@ class ClipDataset(Dataset):
 
     Raises:
         DataError: no records, or no clip could be decoded.
-        ConfigError: a bad `fit` or `duration_s`.
+        ConfigError: a bad `fit`, `duration_s` or `level`.
     """
 
     def __init__(
@@ -126,9 +131,12 @@ class ClipDataset(Dataset):
         fit: Fit = "pad",
         cache_dir: str | os.PathLike | None = None,
         progress: Callable[[int, int], None] | None = None,
+        level: Level = "none",
     ):
         if fit not in ("pad", "tile", "crop"):
             raise ConfigError(f"fit must be 'pad', 'tile' or 'crop', got {fit!r}")
+        if level not in LEVELS:
+            raise ConfigError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
         if duration_s is not None and duration_s <= 0:
             raise ConfigError(f"duration_s must be > 0, got {duration_s}")
         records = list(records)
@@ -141,12 +149,13 @@ class ClipDataset(Dataset):
                 raise DataError(f"none of the {len(records)} clips is readable, e.g. {header_failures[0]}")
         self.sample_rate = sample_rate
         self.fit = fit
+        self.level = level
         self.num_samples = round(duration_s * sample_rate)
         self.duration_s = self.num_samples / sample_rate
         self.cache_path: Path | None = None
         self._array: NDArray[np.float32] | None = None
 
-        settings = {"sample_rate": sample_rate, "num_samples": self.num_samples, "fit": fit}
+        settings = {"sample_rate": sample_rate, "num_samples": self.num_samples, "fit": fit, "level": level}
         if cache_dir is None:
             array, lengths, kept, failures = self._decode(records, None, progress)
         else:
@@ -187,6 +196,13 @@ class ClipDataset(Dataset):
         logger.info("reusing %d decoded clips from %s", len(kept), self.cache_path)
         return np.asarray(meta["lengths"], dtype=np.int64), kept, failures
 
+    def _load(self, path: str | os.PathLike) -> NDArray[np.float32]:
+        """One clip at `sample_rate`, level-normalised over its own length, then brought to `num_samples`."""
+        wave = load_audio(path, sample_rate=self.sample_rate)
+        if self.level != "none":
+            wave = apply_level(torch.from_numpy(wave), self.level).numpy()
+        return fit_length(wave, self.num_samples, fit=self.fit)
+
     def _decode(
         self, records: Sequence[ClipRecord], path: Path | None, progress: Callable[[int, int], None] | None
     ) -> tuple[NDArray[np.float32] | None, NDArray[np.int64], list[ClipRecord], list[tuple[Path, str]]]:
@@ -203,8 +219,7 @@ class ClipDataset(Dataset):
                                                   shape=(len(records), self.num_samples))
             for i, record in enumerate(records):
                 try:
-                    wave = load_audio(record.path, sample_rate=self.sample_rate,
-                                      duration_s=self.duration_s, fit=self.fit)
+                    wave = self._load(record.path)
                 except AudioError as error:
                     logger.warning("skipping %s", error)
                     failures.append((Path(error.path), error.problem))
@@ -234,6 +249,7 @@ class ClipDataset(Dataset):
                 "sample_rate": self.sample_rate,
                 "num_samples": self.num_samples,
                 "fit": self.fit,
+                "level": self.level,
             }
             atomic_write_text(self._meta_path(), json.dumps(meta))
             return None, lengths_array, kept, failures

@@ -2,7 +2,8 @@
 
 One function, `parse_clip_name`, turns a clip path into a `ClipRecord`. Labels come from the
 DCASE part of the name; folders only supply what a name leaves out (machine type, or the split
-of 2020, 2024 RoboticArm and anonymised eval names).
+of 2020, 2024 RoboticArm and anonymised eval names). `looks_like_clip_name` says whether a name
+even tries to follow the grammar (a typo) or is foreign (an own recording, `index_dataset`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from asdlab.data.records import ClipRecord, Domain, Label, Layout, Split
 from asdlab.errors import DataError
 
-__all__ = ["parse_clip_name"]
+__all__ = ["parse_clip_name", "looks_like_clip_name"]
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +119,19 @@ def parse_clip_name(
         layout=resolved_layout,
         channels_hint=_CHANNELS.get(layout or resolved_layout, 1),
     )
+
+
+def looks_like_clip_name(path: str | os.PathLike) -> bool:
+    """Whether a name carries a DCASE marker (`section_NN`, `<label>_id`, `id_NN_NNNN`) or a MIMII path.
+
+    `index_dataset` uses it to tell a mistyped DCASE name (an error to report) from a foreign
+    name (an own recording); it reads only the path, never the file.
+    """
+    path = Path(path)
+    if _looks_like_mimii(path):
+        return True
+    stem = path.stem if path.suffix.lower() in _AUDIO_SUFFIXES else path.name
+    return _grammar_start(stem.split("_")) is not None
 
 
 def _grammar_start(parts: list[str]) -> int | None:

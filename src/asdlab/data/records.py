@@ -11,8 +11,12 @@ __all__ = ["ClipRecord", "Domain", "Split", "Label", "Layout", "NO_ATTRIBUTE", "
 Domain = Literal["source", "target"]
 Split = Literal["train", "test"]
 Label = Literal["normal", "anomaly"]
-# Which naming grammar the clip came from; DCASE.md "Older and newer layouts".
-Layout = Literal["dcase2020", "dcase2021", "dcase2023", "robotic-arm-2024", "dcase2026", "mimii", "eval-anonymised"]
+# Which naming grammar the clip came from; DCASE.md "Older and newer layouts". "own-recordings":
+# arbitrary names in `<Machine>/<train|test>/` folders (`asdlab.data.index.index_dataset`).
+Layout = Literal[
+    "dcase2020", "dcase2021", "dcase2023", "robotic-arm-2024", "dcase2026", "mimii", "eval-anonymised",
+    "own-recordings",
+]
 
 NO_ATTRIBUTE = "noAttribute"
 

@@ -1,9 +1,10 @@
 """One interface for every encoder: waveform batch (B, S) -> clip embeddings (B, D).
 
-A `Backbone` is a front end, an encoder and a pooling: EAT = `EATFrontEnd` (Kaldi fbank, EAT.md
-"Front end") + `EATEncoder` + "cls" / "mean" / "both"; mobilenet-mn04 = `EfficientATInput` (16 ->
-32 kHz upsampling, EfficientAT log-mel) + `MobileNetV3` + global average pool (384-d); waveform
-encoders (two-branch CNN, logmel-stats, clip-level) take the waveform and give their own output.
+A `Backbone` is an optional level normalisation (`asdlab.features.level`), a front end, an encoder
+and a pooling: EAT = `EATFrontEnd` (Kaldi fbank, EAT.md "Front end") + `EATEncoder` + "cls" / "mean" /
+"both"; mobilenet-mn04 = `EfficientATInput` (16 -> 32 kHz upsampling, EfficientAT log-mel) +
+`MobileNetV3` + global average pool (384-d); waveform encoders (two-branch CNN, logmel-stats,
+clip-level) take the waveform and give their own output.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from asdlab.encoders.checkpoints import load_encoder_weights
+from asdlab.encoders.checkpoints import load_encoder_weights, read_encoder_metadata
 from asdlab.encoders.eat import EAT_PRESETS, EATEncoder
 from asdlab.encoders.mobilenet import EfficientATInput, MobileNetV3
 from asdlab.encoders.registry import create_encoder, list_encoders
 from asdlab.errors import ConfigError
 from asdlab.features.fbank import count_frames
+from asdlab.features.level import LEVELS, Level, apply_level
 from asdlab.features.normalize import EAT_TARGET_FRAMES, EATFrontEnd
 
 __all__ = ["Pooling", "Backbone", "build_backbone", "list_backbones"]
@@ -36,7 +38,9 @@ class Backbone(nn.Module):
     """Front end + encoder + pooling: waveforms (B, S) at `sample_rate` -> embeddings (B, embed_dim).
 
     All clips of a batch have the same length S (pad or crop them before). The output type and shape
-    do not depend on `.train()` / `.eval()`.
+    do not depend on `.train()` / `.eval()`. With `level="rms"` each clip is scaled to a fixed RMS
+    before the front end, so the embedding does not depend on the clip's gain; training loops that
+    call `front_end` / `embed_input` themselves get the same input from `ClipDataset(level="rms")`.
 
     Args:
         encoder: an `EATEncoder`, a `MobileNetV3`, or any module mapping (B, S) to (B, D) with an
@@ -55,10 +59,12 @@ class Backbone(nn.Module):
             with an `out_dim` attribute (e.g. `asdlab.heads.AttentiveStatsPooling`).
         projection: a module applied to the pooled embedding (a fine-tuned model's projection), with
             an `out_features` attribute; the backbone's output is then its output.
+        level: "rms" scales each waveform to `asdlab.features.level.TYPICAL_RMS` first (over its S
+            samples, padding included); "none" (default) feeds it as it is. Settable afterwards.
 
     Raises:
-        ConfigError: a pooling the encoder does not have, a missing EAT / MobileNet front end, or a
-            pool_module / projection that does not fit.
+        ConfigError: a pooling the encoder does not have, a missing EAT / MobileNet front end, a
+            pool_module / projection that does not fit, or an unknown level.
     """
 
     def __init__(
@@ -72,6 +78,7 @@ class Backbone(nn.Module):
         name: str = "",
         pool_module: nn.Module | None = None,
         projection: nn.Module | None = None,
+        level: Level = "none",
     ) -> None:
         super().__init__()
         label = name or type(encoder).__name__
@@ -106,6 +113,19 @@ class Backbone(nn.Module):
         self._sample_rate = sample_rate
         self.pool_module = pool_module
         self.projection = projection
+        self.level = level
+
+    @property
+    def level(self) -> Level:
+        """Per-clip level normalisation applied by `forward` before the front end: "none" or "rms"."""
+        return self._level
+
+    @level.setter
+    def level(self, value: Level) -> None:
+        if value not in LEVELS:
+            raise ConfigError(f"{self.name or type(self.encoder).__name__}: level must be one of "
+                              f"{', '.join(LEVELS)}, got {value!r}")
+        self._level = value
 
     @property
     def sample_rate(self) -> int:
@@ -142,6 +162,7 @@ class Backbone(nn.Module):
             "embed_dim": self.embed_dim,
             "target_frames": self.target_frames,
             "mask_padding": self.mask_padding,
+            "level": self.level,
         }
 
     def _frame_padding(self, num_samples: int, batch: int, num_frames: int, device: torch.device) -> Tensor | None:
@@ -163,6 +184,7 @@ class Backbone(nn.Module):
         """
         if waveform.ndim != 2:
             raise ValueError(f"expected a waveform batch (B, S), got shape {tuple(waveform.shape)}")
+        waveform = apply_level(waveform, self.level)
         return self.embed_input(self.front_end(waveform), num_samples=waveform.shape[1])
 
     def embed_input(self, x: Tensor, *, num_samples: int | None = None) -> Tensor:
@@ -219,6 +241,7 @@ def build_backbone(
     sample_rate: int | None = None,
     target_frames: int | None = EAT_TARGET_FRAMES,
     mask_padding: bool = False,
+    level: Level | None = None,
     seed: int | None = None,
     device: str | torch.device | None = None,
     **encoder_options: Any,
@@ -237,6 +260,9 @@ def build_backbone(
             fbank to this many frames (1024 = EAT's 10.24 s, so longer clips are cut); None keeps all
             frames and pads to the next multiple of 16 (at most 12288 frames, ~123 s).
         mask_padding: EAT only: see `Backbone`.
+        level: see `Backbone`. None = the level recorded in an asdlab `weights` file (encoders
+            trained by `asdlab pretrain` / `finetune` on level-normalised clips record "rms"), else
+            "none": the input those weights were trained on, and the presets' numbers unchanged.
         seed: seed of the random initialisation when there are no `weights` (the global RNG is left
             as it was); None draws from the global RNG.
         device: where to put it; random weights are drawn on the CPU first, so a seed gives the same
@@ -247,7 +273,7 @@ def build_backbone(
         the backbone, in eval mode when `weights` are given.
 
     Raises:
-        ConfigError: unknown preset (listing the choices), bad option, pooling or sample rate.
+        ConfigError: unknown preset (listing the choices), bad option, pooling, level or sample rate.
         CheckpointError: the weights cannot be read or do not fit the preset.
     """
     if name not in list_encoders():
@@ -258,8 +284,11 @@ def build_backbone(
     if is_eat and sample_rate not in (None, _EAT_SAMPLE_RATE):
         raise ConfigError(f"{name}: sample_rate={sample_rate}; EAT takes {_EAT_SAMPLE_RATE} Hz waveforms")
     meta = device is not None and torch.device(device).type == "meta"
+    recorded: str = "none"
     if weights is not None:
-        encoder, _ = load_encoder_weights(weights, name, **encoder_options)
+        encoder, source = load_encoder_weights(weights, name, **encoder_options)
+        if source == "asdlab":
+            recorded = read_encoder_metadata(weights).get("level", "none")
     else:
         encoder = _create(name, encoder_options, seed=seed, meta=meta)
     if sample_rate is not None and getattr(encoder, "sample_rate", sample_rate) != sample_rate:
@@ -276,7 +305,7 @@ def build_backbone(
     elif isinstance(encoder, MobileNetV3):
         front_end = EfficientATInput(sample_rate=rate)
     backbone = Backbone(encoder, front_end=front_end, pooling=pooling, mask_padding=mask_padding,
-                        sample_rate=rate, name=name)
+                        sample_rate=rate, name=name, level=recorded if level is None else level)
     if device is not None:
         backbone = backbone.to(device)
     return backbone.eval() if weights is not None else backbone

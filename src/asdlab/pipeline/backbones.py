@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from asdlab.encoders.backbone import Backbone, build_backbone
 from asdlab.errors import ConfigError
+from asdlab.features.level import LEVELS
 
 __all__ = ["BackboneSpec", "load_backbone"]
 
@@ -28,8 +29,13 @@ class BackboneSpec:
         pooling: EAT pooling ("cls", "mean", "both"); None = the preset's default.
         seed: initialisation of a preset without weights.
         options: constructor overrides of the preset.
-        level: per-clip level normalisation of the waveforms before embedding ("rms": unit RMS), so
-            scores do not depend on a recording's gain.
+        level: per-clip level normalisation of the waveforms before embedding. "rms" scales every clip
+            to a fixed RMS (`asdlab.features.level`), so scores do not depend on a recording's gain.
+            "none" adds nothing to what the model records: a fine-tuned folder's `model.json` and an
+            asdlab weights file (DAP, fine-tuned encoder) say how their training clips were
+            normalised, and that is always applied. "rms" on a model trained with "none" is allowed
+            (gain invariance asked for explicitly; on level-normalised data such as DCASE the
+            clips barely change).
     """
 
     preset: str = "logmel-stats"
@@ -57,16 +63,20 @@ def load_backbone(spec: BackboneSpec, *, device: str = "cpu") -> Backbone:
     """Build the `Backbone` a spec describes, in eval mode.
 
     Raises:
-        ConfigError: unknown preset or options; a model folder that does not exist.
+        ConfigError: unknown preset, options or level; a model folder that does not exist.
         CheckpointError: weights that cannot be read or do not fit.
     """
+    if spec.level not in LEVELS:
+        raise ConfigError(f"backbone.level must be one of {', '.join(LEVELS)}, got {spec.level!r}")
+    level = "rms" if spec.level == "rms" else None  # None: what the weights / model folder record
     if spec.model_dir is not None:
         if not Path(spec.model_dir).is_dir():
             raise ConfigError(f"{spec.model_dir}: fine-tuned model folder not found")
         from asdlab.pipeline.finetune import load_finetuned_backbone  # the fine-tuning stage owns its format
 
-        return load_finetuned_backbone(spec.model_dir, device=device).eval()
+        return load_finetuned_backbone(spec.model_dir, device=device, level=level).eval()
     backbone = build_backbone(
-        spec.preset, pooling=spec.pooling, weights=spec.weights, seed=spec.seed, device=device, **spec.options
+        spec.preset, pooling=spec.pooling, weights=spec.weights, seed=spec.seed, device=device, level=level,
+        **spec.options,
     )
     return backbone.eval()

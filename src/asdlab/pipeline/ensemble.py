@@ -324,6 +324,7 @@ def run_ensemble(
     system_dirs: Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
     *,
+    names: Sequence[str] | None = None,
     weights: FusionWeights | None = None,
     tune_dirs: Sequence[str | os.PathLike] | None = None,
     tune_ground_truth: str | os.PathLike | None = None,
@@ -342,6 +343,8 @@ def run_ensemble(
     Args:
         system_dirs: the systems' scores folders (names: folder names, distinct).
         out_dir: the ensemble's scores folder.
+        names: the systems' names in `system_dirs` order, for folders whose names do not tell them
+            apart (an experiment's `scores/` folders); `tune_dirs` then take the same names in order.
         weights: fixed weights by system name; None for equal weights or tuning.
         tune_dirs: the same systems (same folder names) scored on a labelled development set;
             weights are searched there and applied unchanged to `system_dirs`.
@@ -355,20 +358,24 @@ def run_ensemble(
         confidence_interval: compute the evaluator's jackknife interval.
 
     Raises:
-        ConfigError: both `weights` and `tune_dirs`, mismatched names, no development labels, or
-            `out_dir` is a member's folder.
+        ConfigError: both `weights` and `tune_dirs`, mismatched names, `names` not one per folder,
+            no development labels, or `out_dir` is a member's folder.
         DataError: systems that do not line up.
         EvaluationError: score files that do not match the ground truth.
     """
     if weights is not None and tune_dirs:
         raise ConfigError("give fixed weights or development systems to tune them on, not both")
-    systems = [load_system(d) for d in system_dirs]
+    if names is not None and len(names) != len(system_dirs):
+        raise ConfigError(f"{len(names)} names for {len(system_dirs)} systems")
+    systems = [load_system(d, name=None if names is None else names[i]) for i, d in enumerate(system_dirs)]
     keys = _check_systems(systems)
     if Path(out_dir).resolve() in {s.directory.resolve() for s in systems}:
         raise ConfigError(f"{out_dir} is one of the member systems; write the ensemble to another folder")
     tuning = None
     if tune_dirs:
-        dev = [load_system(d) for d in tune_dirs]
+        if names is not None and len(names) != len(tune_dirs):
+            raise ConfigError(f"{len(names)} names for {len(tune_dirs)} development systems")
+        dev = [load_system(d, name=None if names is None else names[i]) for i, d in enumerate(tune_dirs)]
         if sorted(s.name for s in dev) != sorted(s.name for s in systems):
             raise ConfigError(
                 f"development systems {[s.name for s in dev]} and scored systems {[s.name for s in systems]} "
@@ -388,8 +395,8 @@ def run_ensemble(
     write_training_scores(results, out_dir)
     atomic_write_text(out_dir / WEIGHTS_FILE, json.dumps(weights.as_dict(), indent=2) + "\n")
     truth = Path(ground_truth) if ground_truth is not None else _default_truth(systems[0].directory)
-    atomic_write_text(out_dir / SETTINGS_FILE, json.dumps(_record(systems, weights, tuning, truth, normalization,
-                                                                  threshold_method, n_iter, seed), indent=2) + "\n")
+    record = _record(systems, results, weights, tuning, truth, normalization, threshold_method, n_iter, seed)
+    atomic_write_text(out_dir / SETTINGS_FILE, json.dumps(record, indent=2) + "\n")
     summary, members = None, {}
     if truth is not None:
         machines = sorted({m for m, _ in keys})
@@ -400,7 +407,7 @@ def run_ensemble(
     return EnsembleResult(out_dir, weights, tuple(results), summary, members, tuning, truth)
 
 
-def _record(systems, weights, tuning, truth, normalization, threshold_method, n_iter, seed) -> dict[str, Any]:
+def _record(systems, results, weights, tuning, truth, normalization, threshold_method, n_iter, seed) -> dict[str, Any]:
     tuned = None
     if tuning is not None:
         tuned = {
@@ -419,6 +426,7 @@ def _record(systems, weights, tuning, truth, normalization, threshold_method, n_
         "tuning": tuned,
         "normalization": normalization,
         "threshold": threshold_method,
+        "thresholds": {f"{r.machine}/{r.section}": r.threshold for r in results},  # as `score_embeddings` saves them
         "ground_truth": None if truth is None else str(truth.resolve()),
         "asdlab_version": __version__,
     }

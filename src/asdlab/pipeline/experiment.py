@@ -33,6 +33,7 @@ from asdlab.metrics.dcase import EvaluationSummary, official_score
 from asdlab.pipeline.backbones import BackboneSpec
 from asdlab.pipeline.cache import StageRun, run_stage
 from asdlab.pipeline.config_io import apply_overrides, from_dict, parse_override, read_yaml, to_dict
+from asdlab.pipeline.experiment_ensembles import EnsembleSpec, check_ensembles, run_ensemble_stage
 from asdlab.pipeline.finetune import FinetuneSettings, run_finetuning
 from asdlab.pipeline.pretrain import PretrainSettings, run_pretraining
 from asdlab.pipeline.pseudo_label import PseudoLabelSettings, run_pseudo_labeling
@@ -40,6 +41,7 @@ from asdlab.pipeline.scoring import ScoreSettings
 
 __all__ = [
     "DataConfig",
+    "EnsembleSpec",
     "ExperimentConfig",
     "SystemBuild",
     "VariantResult",
@@ -49,6 +51,8 @@ __all__ = [
     "prepare_data",
     "run_experiment",
     "provenance",
+    "summary_rows",
+    "format_results_table",
 ]
 
 logger = logging.getLogger(__name__)
@@ -100,6 +104,7 @@ class ExperimentConfig:
         report: write the HTML report.
         variants: named overrides of this configuration ({"GP": {"pseudo_source": "gp"}}); none = one
             variant named after the experiment.
+        ensembles: named fusions of variants, scored per seed like one more variant (`EnsembleSpec`).
         small_scale: the overrides that make the recipe run in minutes on a CPU with the synthetic
             dataset (`asdlab run RECIPE --synthetic`; the tests and the demo use them).
     """
@@ -116,7 +121,12 @@ class ExperimentConfig:
     scoring: ScoreSettings = field(default_factory=ScoreSettings)
     report: bool = True
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ensembles: dict[str, EnsembleSpec] = field(default_factory=dict)
     small_scale: dict[str, Any] = field(default_factory=dict)
+
+    def variant_names(self) -> list[str]:
+        """The variants' names (the experiment's own name when it has no variants)."""
+        return list(self.variants) or [self.name]
 
     def variant(self, name: str) -> ExperimentConfig:
         """The configuration of one variant (its overrides applied, no variants left)."""
@@ -124,7 +134,7 @@ class ExperimentConfig:
             return self
         if name not in self.variants:
             raise ConfigError(f"{self.name}: no variant {name!r}; choose one of {', '.join(self.variants)}")
-        base = {k: v for k, v in to_dict(self).items() if k not in ("variants", "small_scale")}
+        base = {k: v for k, v in to_dict(self).items() if k not in ("variants", "ensembles", "small_scale")}
         return from_dict(ExperimentConfig, apply_overrides(base, self.variants[name]), where=f"variant {name}")
 
 
@@ -148,7 +158,8 @@ def load_experiment_config(
     first (then `overrides`).
 
     Raises:
-        ConfigError: unknown recipe, unreadable file, unknown key or wrong type (naming file and key).
+        ConfigError: unknown recipe, unreadable file, unknown key or wrong type (naming file and key),
+            or an ensemble of unknown or too few variants.
     """
     path = Path(name_or_path)
     if not path.suffix and not path.exists():
@@ -165,7 +176,9 @@ def load_experiment_config(
         overrides = dict(parse_override(item) for item in overrides)
     data = apply_overrides(data, overrides)
     data.setdefault("name", path.stem)
-    return from_dict(ExperimentConfig, data, where=str(path))
+    config = from_dict(ExperimentConfig, data, where=str(path))
+    check_ensembles(config.ensembles, config.variant_names(), where=str(path))
+    return config
 
 
 def provenance() -> dict[str, Any]:
@@ -260,7 +273,8 @@ def build_system(
                         settings=settings, inputs=(data_key, *config.data.pretrain_roots))
         stages.append(run)
         _stage_log(log, run)
-        dap_spec = BackboneSpec(preset=settings.preset, weights=str(run.directory / "encoder.safetensors"))
+        dap_spec = BackboneSpec(preset=settings.preset, weights=str(run.directory / "encoder.safetensors"),
+                                level=settings.level)
         dap_key = run.key
 
     def finetune_stage(pseudo_csv: Path | None, inputs: tuple[str, ...]) -> StageRun:
@@ -296,7 +310,10 @@ def build_system(
             one_class = finetune_stage(None, ("one-class",))
             stages.append(one_class)
             source, source_key = BackboneSpec(model_dir=str(one_class.directory)), one_class.key
-        settings = replace(config.pseudo, seed=seed, backbone=source.preset, weights=source.weights)
+        if source.model_dir is None:
+            settings = replace(config.pseudo, seed=seed, backbone=source.preset, weights=source.weights)
+        else:  # embedded below with the fine-tuned model; its folder names them in clustering.json and the maps
+            settings = replace(config.pseudo, seed=seed, backbone="fine-tuned", weights=source.model_dir)
 
         def pseudo_build(directory: Path) -> None:
             embeddings = None
@@ -437,14 +454,13 @@ def _pseudo_agreement(pseudo_dir: Path | None) -> dict[str, dict[str, Any]]:
     return out
 
 
-def format_results_table(results: Sequence[VariantResult]) -> str:
-    """Variants x (Dev, Eval, NoAttr, All) as mean ± std over seeds, in percent (markdown)."""
-    variants = list(dict.fromkeys(r.variant for r in results))
+def summary_rows(results: Sequence[VariantResult]) -> tuple[list[str], list[list[str | int]]]:
+    """Column names and one row per variant: seeds, then (Dev, Eval, NoAttr, All) as mean ± std in %."""
     present = [c for c in _COLUMNS if any(r.columns.get(c) is not None for r in results)]
-    lines = ["| variant | seeds | " + " | ".join(present) + " |", "|---|---|" + "---|" * len(present)]
-    for variant in variants:
+    table = []
+    for variant in dict.fromkeys(r.variant for r in results):
         rows = [r for r in results if r.variant == variant]
-        cells = []
+        cells: list[str | int] = [variant, len(rows)]
         for column in present:
             values = [r.columns[column] for r in rows if r.columns.get(column) is not None]
             if not values:
@@ -453,7 +469,15 @@ def format_results_table(results: Sequence[VariantResult]) -> str:
                 cells.append(f"{values[0]:.2f}")
             else:
                 cells.append(f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}")
-        lines.append(f"| {variant} | {len(rows)} | " + " | ".join(cells) + " |")
+        table.append(cells)
+    return ["variant", "seeds", *present], table
+
+
+def format_results_table(results: Sequence[VariantResult]) -> str:
+    """Variants x (Dev, Eval, NoAttr, All) as mean ± std over seeds, in percent (markdown)."""
+    columns, rows = summary_rows(results)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -467,6 +491,58 @@ def _write_results_csv(results: Sequence[VariantResult], path: Path) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every variant and seed of one `run_experiment` call shares."""
+
+    data_root: Path
+    data_key: str
+    cache_root: Path
+    eval_machines: set[str]
+    no_attribute: set[str]
+    log: Log
+    progress: Callable[[Any], None] | None
+
+    def columns(self, summary: EvaluationSummary | None) -> dict[str, float | None]:
+        if summary is None:
+            return {}
+        return score_columns(summary, eval_machines=self.eval_machines, no_attribute=self.no_attribute)
+
+
+def _run_variant(name: str, config: ExperimentConfig, seed: int, run: _Run) -> tuple[VariantResult, StageRun]:
+    """Build, score and evaluate one variant at one seed; also returns its score stage (for ensembles)."""
+    run.log(f"{name} (seed {seed})")
+    build = build_system(config, run.data_root, run.data_key, seed=seed, cache_root=run.cache_root, log=run.log,
+                         progress=run.progress)
+    scores, summary = score_system(build, config.scoring, run.data_root, run.data_key, cache_root=run.cache_root,
+                                   log=run.log)
+    logs = {f"{s.stage} ({name}, seed {seed})": s.directory / "train_log.csv" for s in build.stages
+            if (s.directory / "train_log.csv").exists()}
+    maps = tuple(sorted(build.pseudo_dir.glob("*.png"))) if build.pseudo_dir is not None else ()
+    result = VariantResult(variant=name, seed=seed, scores_dir=scores.directory / "scores", summary=summary,
+                           columns=run.columns(summary), pseudo_agreement=_pseudo_agreement(build.pseudo_dir),
+                           training_logs=logs, maps=maps)
+    return result, scores
+
+
+def _run_seed(
+    config: ExperimentConfig, variants: Mapping[str, ExperimentConfig], seed: int, run: _Run
+) -> list[VariantResult]:
+    """Every variant at one seed, then every ensemble of those variants' scores."""
+    scored = {name: _run_variant(name, variant_config, seed, run) for name, variant_config in variants.items()}
+    results = [result for result, _ in scored.values()]
+    for name, spec in config.ensembles.items():
+        run.log(f"{name} (seed {seed}): ensemble of {', '.join(spec.members)}")
+        # evaluate the ensemble where its members were evaluated (labelled test clips)
+        evaluated = all(scored[m][0].summary is not None for m in spec.members)
+        stage, summary = run_ensemble_stage(spec, {m: scored[m][1] for m in spec.members}, cache_root=run.cache_root,
+                                            ground_truth=run.data_root if evaluated else None)
+        _stage_log(run.log, stage)
+        results.append(VariantResult(variant=name, seed=seed, scores_dir=stage.directory / "scores", summary=summary,
+                                     columns=run.columns(summary)))
+    return results
+
+
 def run_experiment(
     config: ExperimentConfig,
     out_dir: str | os.PathLike,
@@ -474,14 +550,21 @@ def run_experiment(
     log: Log = logger.info,
     progress: Callable[[Any], None] | None = None,
 ) -> ExperimentResult:
-    """Run every variant x seed of `config`; write tables, the resolved config and provenance.
+    """Run every variant x seed of `config`, and its ensembles; write tables, the resolved config and provenance.
 
-    Writes `<out>/config.yaml` (resolved), `<out>/provenance.json`, `<out>/results.csv` (one row per
-    variant and seed), `<out>/results.md` (mean ± std), stage folders under `<out>/cache/`, and the
-    HTML report under `<out>/report/` when `config.report`.
+    Seed by seed, every variant is built and scored, then each ensemble fuses its members' scores of
+    that seed and is evaluated like one more variant. Writes `<out>/config.yaml` (resolved),
+    `<out>/provenance.json`, `<out>/results.csv` (one row per variant or ensemble and seed),
+    `<out>/results.md` (mean ± std), stage folders under `<out>/cache/`, and the HTML report under
+    `<out>/report/` when `config.report`.
+
+    Raises:
+        ConfigError: an invalid variant or ensemble, or a stage's invalid settings.
     """
     import yaml
 
+    check_ensembles(config.ensembles, config.variant_names(), where=config.name)
+    variants = {name: config.variant(name) for name in config.variant_names()}  # bad overrides fail before any work
     out_dir = Path(out_dir)
     cache_root = out_dir / "cache"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -489,30 +572,16 @@ def run_experiment(
     atomic_write_text(out_dir / "provenance.json", json.dumps(provenance(), indent=2) + "\n")
     data_root, data_key = prepare_data(config.data, cache_root, log)
     eval_machines, no_attribute = _machine_groups(data_root)
-    results = []
-    for variant in (list(config.variants) or [config.name]):
-        variant_config = config.variant(variant)
-        for seed in config.seeds:
-            log(f"{variant} (seed {seed})")
-            build = build_system(variant_config, data_root, data_key, seed=seed, cache_root=cache_root, log=log,
-                                 progress=progress)
-            run, summary = score_system(build, variant_config.scoring, data_root, data_key, cache_root=cache_root,
-                                        log=log)
-            columns = {} if summary is None else score_columns(summary, eval_machines=eval_machines,
-                                                               no_attribute=no_attribute)
-            logs = {f"{s.stage} ({variant}, seed {seed})": s.directory / "train_log.csv" for s in build.stages
-                    if (s.directory / "train_log.csv").exists()}
-            maps = tuple(sorted(build.pseudo_dir.glob("*.png"))) if build.pseudo_dir is not None else ()
-            results.append(VariantResult(variant=variant, seed=seed, scores_dir=run.directory / "scores",
-                                         summary=summary, columns=columns,
-                                         pseudo_agreement=_pseudo_agreement(build.pseudo_dir),
-                                         training_logs=logs, maps=maps))
+    run = _Run(data_root, data_key, cache_root, eval_machines, no_attribute, log, progress)
+    per_seed = [result for seed in config.seeds for result in _run_seed(config, variants, seed, run)]
+    order = {name: i for i, name in enumerate([*variants, *config.ensembles])}
+    results = sorted(per_seed, key=lambda r: order[r.variant])  # stable: by variant, then seed
     table = format_results_table(results)
     atomic_write_text(out_dir / "results.md", table + "\n")
     _write_results_csv(results, out_dir / "results.csv")
     report_path = None
     if config.report:
-        report_path = write_experiment_report(config, results, out_dir / "report", data_root=data_root, table=table)
+        report_path = write_experiment_report(config, results, out_dir / "report", data_root=data_root)
     return ExperimentResult(out_dir=out_dir, results=tuple(results), table_path=out_dir / "results.md",
                             report_path=report_path)
 
@@ -523,14 +592,15 @@ def write_experiment_report(
     out_dir: Path,
     *,
     data_root: Path,
-    table: str,
 ) -> Path:
     """The HTML report of an experiment: results table, per-system ROC/histograms, curves, maps."""
     from asdlab.report.html import ReportImage, ReportSystem, ReportTable, write_report
 
     present = [c for c in _COLUMNS if any(r.columns.get(c) is not None for r in results)]
     rows = [[r.variant, r.seed, *(r.columns.get(c) for c in present)] for r in results]
-    tables = [ReportTable(title="Official score (%) per variant and seed", columns=["variant", "seed", *present],
+    summary_columns, summary = summary_rows(results)
+    tables = [ReportTable(title="Official score (%), mean ± std over seeds", columns=summary_columns, rows=summary),
+              ReportTable(title="Official score (%) per variant and seed", columns=["variant", "seed", *present],
                           rows=rows)]
     agreement_rows = [
         [r.variant, r.seed, group, a["k"], a["true_k"], a["ari"], a["nmi"]]
@@ -544,6 +614,6 @@ def write_experiment_report(
                for r in results if r.summary is not None]
     logs = {name: path for r in results for name, path in r.training_logs.items()}
     images = [ReportImage(title=f"{r.variant} (seed {r.seed}): {p.stem}", path=p) for r in results for p in r.maps]
-    notes = f"Experiment {config.name}; data {data_root}. Mean ± std over seeds:\n\n{table}"
+    notes = f"Experiment {config.name}; data {data_root}."
     return write_report(out_dir, title=f"asdlab: {config.name}", systems=systems, tables=tables,
                         training_logs=logs, images=images, notes=notes)

@@ -4,7 +4,8 @@ Recipes: "eat" (the paper's: EAT + ArcFace, 20 k steps, batch 32, cosine, peak l
 steps, mixup + SpecAugment; modes full / lora / probe) and "two-branch-cnn" (Wilkinghoff's CNN from
 scratch with sub-cluster AdaCos, mixup / StatEx / FeatEx; the CPU default). The folder holds
 `model.json`, the weights (only the adapters and new layers for LoRA and probe), the training log and
-the resumable checkpoint; `load_finetuned_backbone` rebuilds the waveform -> embedding `Backbone`.
+the resumable checkpoint; `load_finetuned_backbone` rebuilds the waveform -> embedding `Backbone`, with
+the level normalisation the training clips had (`model.json` "level").
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from asdlab.data.index import index_dataset
 from asdlab.encoders.backbone import Backbone, build_backbone
 from asdlab.encoders.checkpoints import save_encoder
 from asdlab.errors import CheckpointError, ConfigError
+from asdlab.features.level import LEVELS, Level
 from asdlab.training.finetune import AttributeTask, make_eat_backbone
 from asdlab.training.labels import Granularity, LabelMap, build_label_map, find_auxiliary_clips
 from asdlab.training.loop import LOG_NAME, TrainProgress, TrainSettings, train
@@ -93,6 +95,9 @@ class FinetuneSettings:
             (None = chosen by the Calinski-Harabasz rule of `asdlab.pseudo`).
         target_frames: EAT input frames; None = all frames of the clip (padded to a multiple of 16).
         duration_s: clip length for training (None = the most common); sample_rate: Hz.
+        level: "rms" (default) trains on clips scaled to a fixed RMS and makes the saved model do the
+            same to every clip it embeds, so scores do not depend on a recording's gain; "none"
+            keeps the files' own levels.
         cache_dir: memory-mapped waveform cache (None = in memory).
         precision / accelerator / devices / num_nodes / strategy / num_workers: Fabric.
         checkpoint_every / log_every: updates between checkpoints / log rows.
@@ -138,6 +143,7 @@ class FinetuneSettings:
     target_frames: int | None = None
     duration_s: float | None = None
     sample_rate: int = 16000
+    level: Level = "rms"
     cache_dir: str | None = None
     precision: str = "32-true"
     accelerator: str = "auto"
@@ -307,7 +313,7 @@ def run_finetuning(
     if settings.auxiliary:
         records += find_auxiliary_clips(data_root, machines={r.machine for r in records})
     clips = ClipDataset(records, sample_rate=settings.sample_rate, duration_s=settings.duration_s, fit="pad",
-                        cache_dir=settings.cache_dir)
+                        cache_dir=settings.cache_dir, level=settings.level)
     for path, problem in clips.failures:
         logger.warning("skipping %s: %s", path, problem)
     label_map = build_label_map(clips.records, pseudo_attributes=pseudo, granularity=settings.granularity,
@@ -415,14 +421,17 @@ def _write_model(
         "preset": settings.preset,
         "mode": settings.mode,
         "sample_rate": settings.sample_rate,
+        "level": settings.level,  # the training clips' normalisation, applied again at inference
         "label_map": label_map.to_dict(),
         "settings": asdict(settings),
         "train_clips": n_clips,
         "duration_s": duration_s,
         "asdlab_version": __version__,
     }
+    recorded = {"level": settings.level}  # so `build_backbone(weights=...)` alone feeds the same input
     if isinstance(task, TwoBranchTask):
-        save_encoder(task.encoder, out_dir / _ENCODER_FILE, preset=settings.preset, source="finetune")
+        save_encoder(task.encoder, out_dir / _ENCODER_FILE, preset=settings.preset, source="finetune",
+                     extra=recorded)
         files["encoder"] = _ENCODER_FILE
         _save_tensors(_prefixed(task.head, "head") | _prefixed(task.ssl_head, "ssl_head"), out_dir / _HEAD_FILE)
     else:
@@ -434,7 +443,8 @@ def _write_model(
             "lora": {"rank": settings.lora_rank, "alpha": settings.lora_alpha, "mlp": settings.lora_mlp},
         })
         if settings.mode == "full":
-            save_encoder(backbone.encoder, out_dir / _ENCODER_FILE, preset=settings.preset, source="finetune")
+            save_encoder(backbone.encoder, out_dir / _ENCODER_FILE, preset=settings.preset, source="finetune",
+                         extra=recorded)
             files["encoder"] = _ENCODER_FILE
         else:  # only what changed: the base encoder is referenced by path and hash
             description["base"] = _base_record(init, settings.seed)
@@ -477,24 +487,32 @@ def _load_into(module: nn.Module | None, state: Mapping[str, Tensor], prefix: st
         raise CheckpointError(f"{path}: {prefix} weights do not fit: {error}") from None
 
 
-def load_finetuned_backbone(model_dir: str | os.PathLike, *, device: str | torch.device = "cpu") -> Backbone:
+def load_finetuned_backbone(
+    model_dir: str | os.PathLike, *, device: str | torch.device = "cpu", level: Level | None = None
+) -> Backbone:
     """The waveform -> embedding `Backbone` of a fine-tuned model folder (LoRA merged), in eval mode.
 
     Args:
         model_dir: a folder written by `run_finetuning`.
         device: where to put it.
+        level: the backbone's level normalisation; None = the one its training clips had (`model.json`
+            "level"; folders written before it existed trained on the files' own levels: "none").
 
     Raises:
-        CheckpointError: a missing or foreign file, a base encoder whose hash changed, or weights
-            that do not fit.
+        CheckpointError: a missing or foreign file, a level it does not know, a base encoder whose
+            hash changed, or weights that do not fit.
     """
     model_dir = Path(model_dir)
     description = read_model_description(model_dir)
     files = description["files"]
     preset = description["preset"]
+    if level is None:
+        level = description.get("level", "none")
+        if level not in LEVELS:
+            raise CheckpointError(f"{model_dir / MODEL_FILE}: level must be one of {', '.join(LEVELS)}, got {level!r}")
     if description["recipe"] == "two-branch-cnn":
         backbone = build_backbone(preset, weights=model_dir / files["encoder"],
-                                  sample_rate=description["sample_rate"])
+                                  sample_rate=description["sample_rate"], level=level)
         return backbone.to(device).eval()
     settings = FinetuneSettings(**{**description["settings"], "drop_path": 0.0})
     mode = description["mode"]
@@ -520,4 +538,5 @@ def load_finetuned_backbone(model_dir: str | os.PathLike, *, device: str | torch
     layers = load_file(str(layers_path))
     _load_into(backbone.pool_module, layers, "pool", layers_path)
     _load_into(backbone.projection, layers, "projection", layers_path)
+    backbone.level = level
     return backbone.to(device).eval()

@@ -49,7 +49,8 @@ def fit_detector(
 
     Args:
         data_root: a DCASE-layout root: `<root>/<Machine>/train/*.wav` or `<root>/dev_data/raw/<Machine>/train`.
-            File names follow the DCASE grammar (section, domain, attributes); test clips are ignored.
+            File names follow the DCASE grammar (section, domain, attributes), or, in a machine folder
+            without any DCASE name, are arbitrary (own recordings, see `index_dataset`); test clips are ignored.
         model_dir: the detector folder to write (replaced if it exists).
         recipe: a shipped recipe name (`asdlab.pipeline.experiment.list_recipes()`) or a YAML file.
         overrides: `key=value` changes of the recipe (e.g. `finetune.max_steps=200`).

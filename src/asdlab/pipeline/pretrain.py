@@ -1,9 +1,9 @@
 """Stage `pretrain`: domain-adaptive pre-training (DAP) of an EAT encoder on machine sounds, no labels.
 
 Indexes the train split of every machine of every dataset root (one DCASE year, or 2020-2025 for
-"DAP-full"), caches the decoded clips under `<out>/cache`, trains `DAPTask` (EAT's UFO objective)
-with the Fabric loop (`<out>/last.ckpt`, `<out>/train_log.csv`, exact `resume`), then writes the
-student as `<out>/encoder.safetensors` (and the teacher as `teacher.safetensors`), atomically.
+"DAP-full"), caches the decoded (level-normalised) clips under `<out>/cache`, trains `DAPTask` (EAT's
+UFO objective) with the Fabric loop (`<out>/last.ckpt`, `<out>/train_log.csv`, exact `resume`), then
+writes the student as `<out>/encoder.safetensors` (and the teacher as `teacher.safetensors`), atomically.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from asdlab.encoders.eat import EAT_PRESETS, EATEncoder, create_eat_decoder
 from asdlab.encoders.registry import create_encoder
 from asdlab.errors import CheckpointError, ConfigError, DataError
 from asdlab.features.fbank import count_frames
+from asdlab.features.level import Level
 from asdlab.features.normalize import EATFrontEnd
 from asdlab.training.ema import EMASchedule
 from asdlab.training.loop import ProgressCallback, TrainSettings, train
@@ -70,6 +71,9 @@ class PretrainSettings:
         sample_rate: Hz.
         duration_s: clip length; None = the most common length in the data.
         fit: "pad" or "tile" clips shorter than `duration_s` (longer ones are cut).
+        level: "rms" (default) trains on clips scaled to a fixed RMS (`asdlab.features.level`), so the
+            encoder does not depend on a recording's gain; the encoder file records it and
+            `build_backbone` applies it. "none" trains on the files' own levels.
         target_frames: EAT input frames; None = the clip's frame count rounded up to a multiple of 16
             (EAT pads 10 s to 1024; padding 2 s clips to 1024 would be 80 % padding patches).
         precision: Fabric precision; "auto" = "bf16-mixed" on a GPU, "32-true" on the CPU.
@@ -98,6 +102,7 @@ class PretrainSettings:
     sample_rate: int = 16000
     duration_s: float | None = None
     fit: str = "pad"
+    level: Level = "rms"
     target_frames: int | None = None
     precision: str = "auto"
     accelerator: str = "auto"
@@ -290,7 +295,7 @@ def run_pretraining(
     records = _index(data_roots)
     logger.info("DAP on %d train clips from %d root(s)", len(records), len(data_roots))
     dataset = ClipDataset(records, sample_rate=settings.sample_rate, duration_s=settings.duration_s,
-                          fit=settings.fit, cache_dir=out_dir / "cache")
+                          fit=settings.fit, cache_dir=out_dir / "cache", level=settings.level)
     target_frames = _frames_for(dataset.num_samples, settings.target_frames)
     logger.info("clips of %.2f s -> %d fbank frames (%d patches)", dataset.duration_s, target_frames,
                 target_frames // 16 * 8)
@@ -311,6 +316,7 @@ def run_pretraining(
             "clips": str(len(dataset)),
             "data_roots": json.dumps([str(r) for r in data_roots]),
             "target_frames": str(target_frames),
+            "level": settings.level,  # what `build_backbone` applies to this encoder's input
         }
         save_encoder(task.encoder, encoder_path, preset=settings.preset, source="dap", extra=extra)
         save_encoder(task.teacher, teacher_path, preset=settings.preset, source="dap-teacher", extra=extra)

@@ -29,6 +29,7 @@ from asdlab.embeddings.extract import ClipFailure, ProgressCallback, extract_emb
 from asdlab.embeddings.table import EmbeddingTable
 from asdlab.encoders.backbone import Backbone, Pooling, build_backbone
 from asdlab.errors import ConfigError, DataError
+from asdlab.features.level import Level
 from asdlab.features.normalize import EAT_TARGET_FRAMES
 from asdlab.pseudo.agreement import Agreement, measure_agreement
 from asdlab.pseudo.count import AUTO_RULES, COUNT_RULES, CountChoice, CountRule
@@ -64,6 +65,9 @@ class PseudoLabelSettings:
             clip vector for "mean"; None = the backbone's own default.
         target_frames: EAT: frames each clip is padded / cropped to; None = the clip's own length.
         duration_s: pad / crop waveforms to this length first; None keeps each clip's own.
+        level: "rms" (default) scales each clip to a fixed RMS before embedding (the input of encoders
+            trained by `asdlab pretrain` / `finetune`), so clusters do not follow recording gain;
+            "none" embeds the files' own levels.
         normalization: "none" (the paper clusters E_DA as is), "l2" or "pca-whiten".
         rule: how K is chosen (`asdlab.pseudo.count`). Default "gap": of the automatic rules it came
             closest to the true count and gave the highest mean ARI over three embedding sources on the
@@ -88,6 +92,7 @@ class PseudoLabelSettings:
     pooling: Pooling | None = "mean"
     target_frames: int | None = EAT_TARGET_FRAMES
     duration_s: float | None = None
+    level: Level = "rms"
     normalization: Normalization = "none"
     rule: CountRule = "gap"
     n_clusters: int | None = None
@@ -205,12 +210,12 @@ def _embed(
 ) -> tuple[EmbeddingTable, tuple[ClipFailure, ...], dict[str, Any]]:
     backbone = build_backbone(
         settings.backbone, weights=settings.weights, target_frames=settings.target_frames, seed=settings.seed,
-        **settings.encoder_options,
+        level=settings.level, **settings.encoder_options,
     )
     # Encoders without tokens (logmel-stats) already output one clip vector: "mean" pooling is that vector.
     if backbone.kind != "waveform" or settings.pooling != "mean":
         backbone = Backbone(backbone.encoder, front_end=backbone.front_end, pooling=settings.pooling,
-                            sample_rate=backbone.sample_rate, name=backbone.name)
+                            sample_rate=backbone.sample_rate, name=backbone.name, level=backbone.level)
     result = extract_embeddings(
         records, backbone, sample_rate=backbone.sample_rate, duration_s=settings.duration_s,
         batch_size=settings.batch_size, device=device, progress=progress,

@@ -258,14 +258,14 @@ class AttributeTask(nn.Module):
 
     def optimizer_groups(self, *, weight_decay: float) -> list[dict]:
         """Trainable parameters; in full mode with layer-wise learning-rate decay of the encoder."""
-        scale = None
-        if self.mode == "full" and self.layer_decay != 1.0:
-            depth = len(self.backbone.encoder.blocks)
+        if self.mode != "full" or self.layer_decay == 1.0:
+            return parameter_groups(self.named_parameters(), weight_decay=weight_decay)
+        depth = len(self.backbone.encoder.blocks)
 
-            def scale(name: str) -> float:
-                return self.layer_decay ** (depth + 1 - eat_layer_id(name, depth, prefix="backbone.encoder."))
+        def layer_scale(name: str) -> float:
+            return self.layer_decay ** (depth + 1 - eat_layer_id(name, depth, prefix="backbone.encoder."))
 
-        return parameter_groups(self.named_parameters(), weight_decay=weight_decay, lr_scale=scale)
+        return parameter_groups(self.named_parameters(), weight_decay=weight_decay, lr_scale=layer_scale)
 
     def after_optimizer_step(self, step: int) -> Mapping[str, float]:
         """The adaptive scale of AdaCos heads, for the log."""
@@ -293,7 +293,8 @@ class AttributeTask(nn.Module):
         first = targets[:, : self.num_classes]
         logits = self.head(embeddings, first)
         loss = soft_cross_entropy(logits, first)
-        accuracy = (logits.argmax(dim=1) == first.argmax(dim=1)).float().mean()
+        with torch.no_grad():  # inference logits (no margin): what the classifier would predict
+            accuracy = (self.head(embeddings.detach()).argmax(dim=1) == first.argmax(dim=1)).float().mean()
         logs: dict[str, Tensor | float] = {"loss_attr": loss.detach(), "acc": accuracy.detach()}
         if self.second_head is not None:
             second = targets[:, self.num_classes:]
