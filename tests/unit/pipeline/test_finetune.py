@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from asdlab.data.index import index_dataset
-from asdlab.data.synth import generate_dataset
 from asdlab.errors import CheckpointError, ConfigError
 from asdlab.features.level import normalize_rms
 from asdlab.pipeline.finetune import FinetuneSettings, load_finetuned_backbone, read_model_description, run_finetuning
@@ -16,11 +15,8 @@ TINY = dict(steps=2, batch_size=4, log_every=1, accelerator="cpu", seed=0)
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ft") / "data"
-    generate_dataset(path, machines=2, train_source=4, train_target=2, test_per_group=1, duration_s=0.5,
-                     hide_attributes=1, seed=2)
-    return path
+def root(tiny_hidden_root):
+    return tiny_hidden_root
 
 
 def test_two_branch_model_folder_reloads(root, tmp_path):

@@ -8,7 +8,6 @@ import shutil
 import pytest
 import torch
 
-from asdlab.data.synth import generate_dataset
 from asdlab.encoders.backbone import build_backbone
 from asdlab.encoders.checkpoints import read_encoder_metadata
 from asdlab.errors import ConfigError
@@ -21,11 +20,8 @@ from asdlab.pipeline.pseudo_label import PseudoLabelSettings, run_pseudo_labelin
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    path = tmp_path_factory.mktemp("level") / "data"
-    generate_dataset(path, machines=2, train_source=4, train_target=2, test_per_group=1, duration_s=0.5,
-                     hide_attributes=1, seed=2)
-    return path
+def root(tiny_hidden_root):
+    return tiny_hidden_root
 
 
 def _cache_levels(folder) -> list[str]:
