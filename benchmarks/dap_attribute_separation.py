@@ -1,11 +1,20 @@
 """Do DAP embeddings separate hidden machine attributes better than the same encoder before DAP?
 
 Synthetic DCASE-layout data whose attributes are hidden from file names (truth from the
-correspondence files); a small EAT preset is pre-trained from scratch with the UFO objective, and
-mean-pooled patch embeddings of the source-domain train clips are compared before vs after DAP:
-leave-one-out kNN attribute accuracy (cosine, k=5) and ARI of Ward clustering (k = true count).
+correspondence files); a small EAT preset is pre-trained with the UFO objective on the train clips
+of the 4 target machines, and mean-pooled patch embeddings of the source-domain train clips are
+compared before vs after DAP: leave-one-out kNN attribute accuracy (cosine, k=5) and ARI of Ward
+clustering (k = true count).
+
+Two starting points. `--general-steps 0`: DAP from random weights. `--general-steps N`: the
+paper's setting at toy scale: first a "general" model is pre-trained with the same objective for N
+steps on other sounds (the remaining synthetic machine types, never the target machines; a
+stand-in for EAT's AudioSet pre-training), then DAP continues from it (student, EMA teacher and
+decoder), and "before DAP" is that general model. A control continues the general model for as
+many steps on the general sounds.
 
     .venv/bin/python benchmarks/dap_attribute_separation.py --preset eat-tiny --steps 300
+    .venv/bin/python benchmarks/dap_attribute_separation.py --general-steps 400 --steps 400
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import csv
 import logging
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +34,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from asdlab.data.index import index_dataset
 from asdlab.data.metadata import load_attribute_correspondences, reveal_attributes
-from asdlab.data.synth import generate_dataset
+from asdlab.data.synth import MACHINE_NAMES, generate_dataset
 from asdlab.encoders.backbone import build_backbone
 from asdlab.encoders.checkpoints import save_encoder
 from asdlab.pipeline.pretrain import PretrainSettings, build_dap_task, run_pretraining
@@ -84,6 +94,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--ema-start", type=float, default=0.99, help="short CPU runs need a faster teacher")
     parser.add_argument("--ema-end", type=float, default=0.999)
+    parser.add_argument("--general-steps", type=int, default=0,
+                        help="pre-train a general model on the other machine types first (0: DAP from random weights)")
+    parser.add_argument("--train-source", type=int, default=60, help="source-domain train clips per target machine")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work-dir", type=Path, default=None)
@@ -94,7 +107,8 @@ def main() -> None:
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="dap-sep-"))
     root = work / "data"
     if not root.exists():
-        generate_dataset(root, machines=4, hide_attributes=4, duration_s=2.0, seed=args.seed)
+        generate_dataset(root, machines=4, hide_attributes=4, train_source=args.train_source, duration_s=2.0,
+                         seed=args.seed)
     train = index_dataset(root, splits=("train",))
     truth = reveal_attributes(train, load_attribute_correspondences(root))
     source = [r for r in truth if r.domain == "source"]
@@ -106,15 +120,32 @@ def main() -> None:
         ema_anneal_steps=args.steps, accelerator="cpu", checkpoint_every=args.steps, log_every=10, seed=args.seed,
     )
     target_frames = 208  # 2-s clips: 198 frames -> 13 x 16
-    before = work / "before.safetensors"
-    save_encoder(build_dap_task(settings, target_frames=target_frames).encoder, before, preset=args.preset)
+    random_init = work / "random_init.safetensors"
+    save_encoder(build_dap_task(settings, target_frames=target_frames).encoder, random_init, preset=args.preset)
+    encoders = {"random init": random_init}
+    if args.general_steps:
+        general_root = work / "general_data"
+        other_machines = MACHINE_NAMES[4:]
+        if not general_root.exists():
+            generate_dataset(general_root, machines=other_machines, train_source=4 * args.train_source,
+                             train_target=24,
+                             duration_s=2.0, seed=args.seed + 1000)
+        general_settings = replace(settings, steps=args.general_steps, warmup_steps=max(1, args.general_steps // 10),
+                                   ema_anneal_steps=args.general_steps, checkpoint_every=args.general_steps)
+        start = time.perf_counter()
+        general = run_pretraining([general_root], work / "general", general_settings)
+        print(f"general pre-training: {general.clips} clips of {', '.join(other_machines)}, "
+              f"{args.general_steps} steps: {time.perf_counter() - start:.0f} s")
+        encoders["general"] = general.encoder_path
+        settings = replace(settings, init=str(work / "general"))
     start = time.perf_counter()
     result = run_pretraining([root], work / "dap", settings)
     wall = time.perf_counter() - start
     with open(result.log_path) as f:
         log = list(csv.DictReader(f))
 
-    print(f"DAP: {args.preset}, {result.clips} train clips (all 4 machines, attributes hidden), {args.steps} steps, "
+    start_from = f"from the general model ({args.general_steps} steps)" if args.general_steps else "from random weights"
+    print(f"DAP {start_from}: {args.preset}, {result.clips} train clips (4 machines, attributes hidden), {args.steps} steps, "
           f"batch {args.batch_size} x {args.clones} clones, lr {args.lr}, EMA {args.ema_start}->{args.ema_end}, "
           f"{args.threads} threads: {wall:.0f} s")
     first, last = log[0], log[-1]
@@ -123,18 +154,25 @@ def main() -> None:
           f"{float(last['loss']):.4f} (frame {float(last['loss_frame']):.4f}, utt {float(last['loss_utterance']):.4f})")
     print("loss curve:", " ".join(f"{r['step']}:{float(r['loss']):.3f}" for r in log[:: max(1, len(log) // 10)]))
 
-    results = {}
-    for name, path in (("before DAP", before), ("DAP student", result.encoder_path),
-                       ("DAP teacher", result.teacher_path)):
-        results[name] = separation(embed(path, args.preset, source, target_frames), source)
+    encoders.update({"DAP student": result.encoder_path, "DAP teacher": result.teacher_path})
+    if args.general_steps:
+        # Control: as many more steps from the general model, but on the general sounds again, so
+        # that a gain of DAP over it is the target data's doing and not just longer training.
+        more = run_pretraining([general_root], work / "general_more", settings)
+        encoders.update({"control student": more.encoder_path, "control teacher": more.teacher_path})
+    results = {name: separation(embed(path, args.preset, source, target_frames), source)
+               for name, path in encoders.items()}
     print(f"\nsource-domain train clips, {len(source) // 4} per machine, 4 true attribute classes each; "
           "mean-pooled patch embeddings")
-    print(f"{'machine':<14}" + "".join(f"{n + ' kNN':>18}{n + ' ARI':>18}" for n in results))
-    machines = [m for m, _, _ in results["before DAP"]]
+    if args.general_steps:
+        print(f"general: {args.general_steps} steps on the other machine types; DAP: {args.steps} more on the "
+              f"target machines; control: {args.steps} more on the other machine types")
+    print(f"{'machine':<14}" + "".join(f"{n + ' kNN':>20}{n + ' ARI':>20}" for n in results))
+    machines = [m for m, _, _ in results["random init"]]
     for i, machine in enumerate(machines):
-        print(f"{machine:<14}" + "".join(f"{rows[i][1]:>18.3f}{rows[i][2]:>18.3f}" for rows in results.values()))
+        print(f"{machine:<14}" + "".join(f"{rows[i][1]:>20.3f}{rows[i][2]:>20.3f}" for rows in results.values()))
     print(f"{'mean':<14}" + "".join(
-        f"{np.mean([r[1] for r in rows]):>18.3f}{np.mean([r[2] for r in rows]):>18.3f}" for rows in results.values()))
+        f"{np.mean([r[1] for r in rows]):>20.3f}{np.mean([r[2] for r in rows]):>20.3f}" for rows in results.values()))
 
 
 if __name__ == "__main__":

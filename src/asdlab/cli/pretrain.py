@@ -38,16 +38,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Continue EAT's self-supervised pre-training (masked student, EMA teacher, utterance-frame loss) on "
             "the train clips of every machine under each DATA_ROOT (no labels are used). Writes OUT/encoder."
-            "safetensors (the DAP encoder, for `asdlab embed --weights`), OUT/teacher.safetensors, the "
-            "checkpoint OUT/last.ckpt and OUT/train_log.csv. Runs on CPU, one GPU, or many with "
+            "safetensors (the DAP encoder, for `asdlab embed --weights`), OUT/teacher.safetensors, "
+            "OUT/decoder.safetensors, the checkpoint OUT/last.ckpt and OUT/train_log.csv; another run can start "
+            "from OUT with --init OUT. Runs on CPU, one GPU, or many with "
             "--strategy ddp (start with torchrun or srun); --resume continues a stopped run exactly."
         ),
     )
     parser.add_argument("data_roots", nargs="+", metavar="DATA_ROOT", help="dataset root(s), e.g. all DCASE years")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--preset", default="eat-base", help="EAT preset: eat-tiny, eat-small, eat-base, eat-large")
-    parser.add_argument("--init", type=_init, default=None, metavar="FILE|scratch",
-                        help="released EAT checkpoint or asdlab encoder file to start from (default scratch)")
+    parser.add_argument("--init", type=_init, default=None, metavar="FILE|DIR|scratch",
+                        help="released EAT checkpoint, asdlab encoder file, or the OUT folder of an earlier "
+                             "pretrain run (student, teacher and decoder) to start from (default scratch)")
     parser.add_argument("--steps", type=int, default=None, help="optimiser updates (default 400000, EAT)")
     parser.add_argument("--batch-size", type=int, default=None, help="clips per device per micro-batch (default 32)")
     parser.add_argument("--clones", type=int, default=None, help="masked views per clip (default 16)")

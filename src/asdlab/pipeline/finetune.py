@@ -82,7 +82,11 @@ class FinetuneSettings:
         head_scale / head_margin: ArcFace s and m.
         sub_clusters: sub-cluster AdaCos centres per class.
         pooling: EAT: "cls", "mean" or "asp"; projection_dim / projection_layers: EAT embedding projection.
-        layer_decay: EAT full mode layer-wise lr decay; drop_path: EAT stochastic depth.
+        layer_decay: EAT full mode layer-wise lr decay; drop_path: EAT stochastic depth. The paper's
+            0.65 suits a well pre-trained encoder; from a random or briefly pre-trained start it all but
+            freezes a 12-block model (its first block gets 0.65^13 of the lr), and such a start wants
+            layer_decay 1.0, no drop path and lr <= 1e-4: EAT's post-LN blocks do not train at 5e-4
+            beyond a few blocks (measured on `eat-small`, benchmarks/results/finetune_synthetic.txt).
         lora_rank / lora_alpha / lora_mlp: EAT LoRA.
         mixup_p / mixup_alpha: mixup; spec_time_masks / spec_time_width / spec_freq_masks /
             spec_freq_width: EAT SpecAugment (time width None = a tenth of the input frames).

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
+from torch import nn
 
 from asdlab._io import atomic_write_text
 from asdlab.data.dataset import ClipDataset
@@ -36,12 +38,13 @@ from asdlab.training.loop import ProgressCallback, TrainSettings, train
 from asdlab.training.ufo import DAPTask, UtteranceReduction
 
 __all__ = ["PretrainSettings", "PretrainResult", "run_pretraining", "build_dap_task", "ENCODER_NAME",
-           "TEACHER_NAME", "SETTINGS_NAME", "with_overrides"]
+           "TEACHER_NAME", "DECODER_NAME", "SETTINGS_NAME", "with_overrides"]
 
 logger = logging.getLogger(__name__)
 
 ENCODER_NAME = "encoder.safetensors"
 TEACHER_NAME = "teacher.safetensors"
+DECODER_NAME = "decoder.safetensors"
 SETTINGS_NAME = "pretrain_settings.json"
 _EAT_WARMUP_FRACTION = 53_333 / 400_000  # EAT: 53,333 warm-up of 400 k updates
 # Fields that may change between a run and its resumption (hardware, logging).
@@ -55,8 +58,9 @@ class PretrainSettings:
 
     Attributes:
         preset: EAT encoder preset ("eat-base" in the paper; "eat-tiny" / "eat-small" on a CPU).
-        init: released EAT checkpoint (student, decoder and EMA teacher are used when present) or
-            asdlab encoder file; None = random initialisation from `seed`.
+        init: released EAT checkpoint (student, decoder and EMA teacher are used when present), an
+            asdlab encoder file, or the folder of an earlier `run_pretraining` (its student, teacher
+            and decoder: e.g. general pre-training, then DAP); None = random initialisation from `seed`.
         seed: initialisation (without `init`), data order and masks.
         steps: optimiser updates (EAT: 400 k).
         batch_size: clips per device per micro-batch (DAP paper: 32; EAT: 12 per GPU).
@@ -177,11 +181,27 @@ def _is_asdlab_file(path: Path) -> bool:
     return True
 
 
-def build_dap_task(settings: PretrainSettings, *, target_frames: int | None) -> DAPTask:
-    """Student, decoder and teacher for `settings` (random, a released EAT file, or an asdlab file).
+def _load_pretraining_run(run_dir: Path, preset: str, decoder: nn.Module) -> tuple[EATEncoder, EATEncoder | None]:
+    """Student and teacher of a finished `run_pretraining` folder; its decoder goes into `decoder`."""
+    encoder, _ = load_encoder_weights(run_dir / ENCODER_NAME, preset)
+    teacher = load_encoder_weights(run_dir / TEACHER_NAME, preset)[0] if (run_dir / TEACHER_NAME).is_file() else None
+    decoder_path = run_dir / DECODER_NAME
+    if decoder_path.is_file():
+        try:
+            decoder.load_state_dict(load_file(str(decoder_path)), strict=True)
+        except RuntimeError as error:
+            raise CheckpointError(f"{decoder_path}: does not fit the {preset} decoder: {error}") from None
+    else:
+        logger.warning("%s has no %s; the decoder starts from random weights", run_dir, DECODER_NAME)
+    return encoder, teacher
 
-    A released pre-training file gives all three; a file without a decoder (fine-tuned, Hugging
-    Face, asdlab) gets a fresh decoder from `seed`, and the teacher starts as a copy of the student.
+
+def build_dap_task(settings: PretrainSettings, *, target_frames: int | None) -> DAPTask:
+    """Student, decoder and teacher for `settings` (random, a released EAT file, an asdlab file or run).
+
+    A released pre-training file or an earlier pre-training folder gives all three; a file without
+    a decoder (fine-tuned, Hugging Face, asdlab) gets a fresh decoder from `seed`, and the teacher
+    starts as a copy of the student.
 
     Raises:
         ConfigError: `preset` is not an EAT preset.
@@ -198,7 +218,9 @@ def build_dap_task(settings: PretrainSettings, *, target_frames: int | None) -> 
             encoder = create_encoder(preset)
     else:
         path = Path(settings.init)
-        if _is_asdlab_file(path):
+        if path.is_dir() and (path / ENCODER_NAME).is_file():
+            encoder, teacher = _load_pretraining_run(path, preset, decoder)
+        elif _is_asdlab_file(path):
             encoder, _ = load_encoder_weights(path, preset)
         else:
             encoder, report = load_eat_checkpoint(path, which="student", preset=preset)
@@ -320,6 +342,8 @@ def run_pretraining(
         }
         save_encoder(task.encoder, encoder_path, preset=settings.preset, source="dap", extra=extra)
         save_encoder(task.teacher, teacher_path, preset=settings.preset, source="dap-teacher", extra=extra)
+        # The decoder lets a later run continue from this one exactly as from a released checkpoint.
+        save_encoder(task.decoder, out_dir / DECODER_NAME, preset=settings.preset, source="dap-decoder", extra=extra)
     return PretrainResult(
         encoder_path=encoder_path, checkpoint=result.checkpoint, log_path=result.log_path, steps=result.steps,
         wall_s=wall_s, clips=len(dataset), teacher_path=teacher_path, last_logs=dict(result.last_logs),

@@ -66,6 +66,17 @@ def test_killed_run_resumes_to_the_same_step_and_losses(root, tmp_path):
         run_pretraining([root], tmp_path / "cut", PretrainSettings(**{**TINY.__dict__, "clones": 3}), resume=True)
 
 
+def test_a_run_continues_from_an_earlier_run_with_its_teacher_and_decoder(root, tmp_path):
+    first = run_pretraining([root], tmp_path / "general", TINY)
+    task = build_dap_task(PretrainSettings(preset="eat-tiny", init=str(tmp_path / "general"), seed=9),
+                          target_frames=112)
+    state = read_checkpoint(first.checkpoint)["task"]
+    for module_name in ("encoder", "teacher", "decoder"):
+        for key, value in getattr(task, module_name).state_dict().items():
+            torch.testing.assert_close(value, state[f"{module_name}.{key}"], rtol=0, atol=0)
+    assert not torch.equal(task.teacher.cls_token, task.encoder.cls_token)  # the EMA teacher, not a copy
+
+
 def test_init_from_an_asdlab_encoder_file(tmp_path):
     torch.manual_seed(5)
     source = create_encoder("eat-tiny")
