@@ -86,7 +86,7 @@ class FinetuneSettings:
             0.65 suits a well pre-trained encoder; from a random or briefly pre-trained start it all but
             freezes a 12-block model (its first block gets 0.65^13 of the lr), and such a start wants
             layer_decay 1.0, no drop path and lr <= 1e-4: EAT's post-LN blocks do not train at 5e-4
-            beyond a few blocks (measured on `eat-small`, benchmarks/results/finetune_synthetic.txt).
+            beyond a few blocks (measured on `eat-small`: benchmarks/results/finetune_eat_small_synthetic.md).
         lora_rank / lora_alpha / lora_mlp: EAT LoRA.
         mixup_p / mixup_alpha: mixup; spec_time_masks / spec_time_width / spec_freq_masks /
             spec_freq_width: EAT SpecAugment (time width None = a tenth of the input frames).
