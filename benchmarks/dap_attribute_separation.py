@@ -32,6 +32,7 @@ import torch
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import adjusted_rand_score
 
+from asdlab.data.audio import load_clips
 from asdlab.data.index import index_dataset
 from asdlab.data.metadata import load_attribute_correspondences, reveal_attributes
 from asdlab.data.synth import MACHINE_NAMES, generate_dataset
@@ -62,12 +63,9 @@ def ward_ari(x: np.ndarray, labels: np.ndarray) -> float:
     return float(adjusted_rand_score(labels, clusters))
 
 
-def embed(weights: Path, preset: str, records, target_frames: int) -> np.ndarray:
+def embed(weights: Path, preset: str, audio: np.ndarray, target_frames: int) -> np.ndarray:
+    """Mean-pooled patch embeddings of `audio` (clips, samples) by the encoder in `weights`."""
     backbone = build_backbone(preset, weights=weights, pooling="mean", target_frames=target_frames).eval()
-    from asdlab.data.audio import load_clips
-
-    audio, kept, failures = load_clips(records, duration_s=None, stack=True)
-    assert not failures and len(kept) == len(records)
     out = []
     with torch.no_grad():
         for start in range(0, len(audio), 32):
@@ -128,8 +126,7 @@ def main() -> None:
         other_machines = MACHINE_NAMES[4:]
         if not general_root.exists():
             generate_dataset(general_root, machines=other_machines, train_source=4 * args.train_source,
-                             train_target=24,
-                             duration_s=2.0, seed=args.seed + 1000)
+                             train_target=24, duration_s=2.0, seed=args.seed + 1000)
         general_settings = replace(settings, steps=args.general_steps, warmup_steps=max(1, args.general_steps // 10),
                                    ema_anneal_steps=args.general_steps, checkpoint_every=args.general_steps)
         start = time.perf_counter()
@@ -160,7 +157,9 @@ def main() -> None:
         # that a gain of DAP over it is the target data's doing and not just longer training.
         more = run_pretraining([general_root], work / "general_more", settings)
         encoders.update({"control student": more.encoder_path, "control teacher": more.teacher_path})
-    results = {name: separation(embed(path, args.preset, source, target_frames), source)
+    audio, kept, failures = load_clips(source, duration_s=None, stack=True)  # once, for every encoder
+    assert not failures and len(kept) == len(source)
+    results = {name: separation(embed(path, args.preset, audio, target_frames), source)
                for name, path in encoders.items()}
     print(f"\nsource-domain train clips, {len(source) // 4} per machine, 4 true attribute classes each; "
           "mean-pooled patch embeddings")
