@@ -3,9 +3,11 @@
 One step = teacher forward on B clips + student forward on B x clones masked views + decoder + both
 losses + backward + AdamW + EMA update, as `DAPTask` runs inside the training loop. FLOPs are counted
 once with `torch.utils.flop_counter` (matmuls, convolutions, attention; forward + backward), so a GPU
-run can report MFU = FLOPs/clip x clips/s / peak FLOP/s.
+run can report MFU = FLOPs/clip x clips/s / peak FLOP/s (`--peak-tflops`).
 
     .venv/bin/python benchmarks/dap_throughput.py --preset eat-base --batch-size 1 --clones 16 --steps 3
+    .venv/bin/python benchmarks/dap_throughput.py --preset eat-base --precision both --steps 5
+    python benchmarks/dap_throughput.py --device cuda --precision bf16 --batch-size 12 --peak-tflops 989
 """
 
 from __future__ import annotations
@@ -23,20 +25,9 @@ from asdlab.training.schedules import parameter_groups
 from asdlab.training.ufo import DAPTask
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="eat-base")
-    parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--clones", type=int, default=16)
-    parser.add_argument("--frames", type=int, default=1024, help="fbank frames per clip (1024 = EAT's 10 s)")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps (after one warm-up step)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16 = autocast (GPU)")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+def measure(args, precision: str) -> tuple[list[float], float]:
+    """Step times (s) of `args.steps` timed DAP steps in `precision`, and model FLOPs per clip."""
     device = torch.device(args.device)
-
     generator = torch.Generator().manual_seed(0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -48,7 +39,7 @@ def main() -> None:
     step_generator = torch.Generator(device=device).manual_seed(0)
 
     def autocast():
-        if args.precision == "bf16":
+        if precision == "bf16":
             return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
@@ -76,17 +67,46 @@ def main() -> None:
         step(i + 1)
         sync()
         times.append(time.perf_counter() - start)
-    per_step = sorted(times)[len(times) // 2]
-    trainable = sum(p.numel() for p in task.parameters() if p.requires_grad)
+    return times, flops_per_clip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="eat-base")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--clones", type=int, default=16)
+    parser.add_argument("--frames", type=int, default=1024, help="fbank frames per clip (1024 = EAT's 10 s)")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps (after one warm-up step)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "both"), default="fp32",
+                        help="bf16 = autocast; both = fp32 then bf16 in this process, with their ratio")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help="the device's dense peak for the (last) precision (H100 SXM bf16: 989), to print MFU")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    where = f"{torch.get_num_threads()} threads" if args.device == "cpu" else torch.cuda.get_device_name(args.device)
     tokens = args.frames // 16 * 8
-    print(f"{args.preset} DAP step on {device} ({torch.get_num_threads()} threads, {args.precision}): "
-          f"batch {args.batch_size} clips x {args.clones} clones, {args.frames} frames = {tokens} patches, "
-          f"{trainable / 1e6:.1f} M trainable parameters (student + decoder)")
-    print(f"step times (s): {', '.join(f'{t:.2f}' for t in times)}; median {per_step:.2f} s")
-    print(f"throughput: {args.batch_size / per_step:.3f} clips/s, {args.batch_size * args.clones / per_step:.2f} "
-          f"student views/s")
-    print(f"model FLOPs per clip (fwd + bwd, teacher + student + decoder): {flops_per_clip / 1e12:.3f} TFLOP; "
-          f"achieved {flops_per_clip * args.batch_size / per_step / 1e9:.1f} GFLOP/s")
+    trainable = sum(p.numel() for p in create_encoder(args.preset).parameters()) + sum(
+        p.numel() for p in create_eat_decoder(args.preset).parameters())
+    print(f"{args.preset} DAP step on {args.device} ({where}): batch {args.batch_size} clips x {args.clones} clones, "
+          f"{args.frames} frames = {tokens} patches, {trainable / 1e6:.1f} M trainable parameters (student + decoder)")
+    clips_per_s = {}
+    for precision in ("fp32", "bf16") if args.precision == "both" else (args.precision,):
+        times, flops_per_clip = measure(args, precision)
+        per_step = sorted(times)[len(times) // 2]
+        clips_per_s[precision] = args.batch_size / per_step
+        achieved = flops_per_clip * args.batch_size / per_step
+        print(f"{precision}: step times (s) {', '.join(f'{t:.2f}' for t in times)}; median {per_step:.2f} s; "
+              f"{clips_per_s[precision]:.3f} clips/s, {clips_per_s[precision] * args.clones:.2f} student views/s; "
+              f"{flops_per_clip / 1e12:.3f} TFLOP per clip (fwd + bwd, teacher + student + decoder), "
+              f"achieved {achieved / 1e9:.1f} GFLOP/s")
+        if args.peak_tflops:
+            print(f"{precision}: model-FLOP utilisation {100 * achieved / (args.peak_tflops * 1e12):.1f} % "
+                  f"of {args.peak_tflops} TFLOP/s")
+    if len(clips_per_s) == 2:
+        print(f"bf16 / fp32 throughput: {clips_per_s['bf16'] / clips_per_s['fp32']:.2f}x")
 
 
 if __name__ == "__main__":

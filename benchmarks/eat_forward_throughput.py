@@ -106,7 +106,7 @@ def main() -> None:
     where = f"{args.threads} threads" if device.type == "cpu" else torch.cuda.get_device_name(device)
     print(f"{args.preset} forward, {args.dtype}, {device.type} ({where}), input ({args.batch}, 1, {args.frames}, 128)")
     print(f"model FLOPs per clip      {flops / 1e9:.2f} GFLOP")
-    print(f"rounds (s/batch, peak)    " + ", ".join(f"{s:.3f} s @ {p:.0f}" for s, p in rounds))
+    print("rounds (s/batch, peak)    " + ", ".join(f"{s:.3f} s @ {p:.0f}" for s, p in rounds))
     print(f"throughput                {args.batch / seconds:.2f} clips/s (median round; best {args.batch / best:.2f})")
     print(f"achieved                  {achieved:.1f} GFLOP/s")
     print(f"matmul peak ({args.peak_size}^2)     {peak:.1f} GFLOP/s (same round)")
