@@ -124,10 +124,10 @@ def main() -> None:
     parser.add_argument("--ema-start", type=float, default=0.99, help="short CPU runs need a faster teacher")
     parser.add_argument("--ema-end", type=float, default=0.999)
     parser.add_argument("--general-steps", type=int, default=0,
-                        help="pre-train a general model on the other machine types first (0: DAP from random weights)")
+                        help="pre-train a general model on --general-corpus first (0: DAP from random weights)")
     parser.add_argument("--general-corpus", choices=("everyday", "machines"), default="everyday",
-                        help="what the general model learns from: the other synthetic machine types, or "
-                             "everyday non-machine sounds (voices, melodies, chirps, noise events; like AudioSet)")
+                        help="what the general model learns from: everyday non-machine sounds (voices, melodies, "
+                             "chirps, noise events; like AudioSet) or the synthetic machine types that are not targets")
     parser.add_argument("--train-source", type=int, default=60, help="source-domain train clips per target machine")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
@@ -159,13 +159,12 @@ def main() -> None:
         general_root = work / f"general_data_{args.general_corpus}"
         other_machines = MACHINE_NAMES[4:]
         general_clips = len(other_machines) * (4 * args.train_source + 24)
-        if general_root.exists():
-            pass  # written by an earlier run with this --work-dir
-        elif args.general_corpus == "machines":
-            generate_dataset(general_root, machines=other_machines, train_source=4 * args.train_source,
-                             train_target=24, duration_s=2.0, seed=args.seed + 1000)
-        else:
-            write_general_corpus(general_root, general_clips, duration_s=2.0, seed=args.seed + 1000)
+        if not general_root.exists():  # else written by an earlier run with this --work-dir
+            if args.general_corpus == "machines":
+                generate_dataset(general_root, machines=other_machines, train_source=4 * args.train_source,
+                                 train_target=24, duration_s=2.0, seed=args.seed + 1000)
+            else:
+                write_general_corpus(general_root, general_clips, duration_s=2.0, seed=args.seed + 1000)
         general_settings = replace(settings, steps=args.general_steps, warmup_steps=max(1, args.general_steps // 10),
                                    ema_anneal_steps=args.general_steps, checkpoint_every=args.general_steps)
         general, _, _, wall = pretrain_once([general_root], work / "general", general_settings)
