@@ -49,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cache-dir", default=None, help="memory-mapped waveform cache folder (default: in memory)")
     parser.add_argument("--checkpoint-every", type=int, default=500, help="updates between checkpoints")
     parser.add_argument("--log-every", type=int, default=10, help="updates between log rows")
-    parser.add_argument("--resume", action="store_true", help="continue from DIR/last.ckpt")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from DIR/last.ckpt (same settings; hardware and logging may change)")
     parser.add_argument("--seed", type=int, default=0, help="data order, augmentation and initialisation seed")
     parser.set_defaults(func=run)
 

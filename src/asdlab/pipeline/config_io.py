@@ -19,9 +19,11 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
+from asdlab._io import atomic_write_text
 from asdlab.errors import ConfigError
 
-__all__ = ["from_dict", "to_dict", "apply_overrides", "parse_override", "read_yaml", "config_hash"]
+__all__ = ["from_dict", "to_dict", "apply_overrides", "parse_override", "read_yaml", "config_hash",
+           "write_run_settings", "check_resume_settings", "RESUMABLE_CHANGES"]
 
 T = TypeVar("T")
 
@@ -204,3 +206,31 @@ def config_hash(*parts: Any, length: int = 12) -> str:
     """A short stable hash of plain values (dataclasses allowed): the cache key of a stage."""
     text = json.dumps([to_dict(p) for p in parts], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+# Settings a stopped training run may be resumed with changed: hardware, logging, the decode cache.
+RESUMABLE_CHANGES = frozenset({"accelerator", "devices", "num_nodes", "strategy", "precision", "num_workers",
+                               "log_every", "checkpoint_every", "cache_dir"})
+
+
+def write_run_settings(path: str | os.PathLike, settings: Any) -> None:
+    """Save a training run's settings (a dataclass) as JSON beside its checkpoint, atomically."""
+    atomic_write_text(Path(path), json.dumps(to_dict(settings), indent=2, sort_keys=True) + "\n")
+
+
+def check_resume_settings(path: str | os.PathLike, settings: Any) -> None:
+    """Refuse to resume a run whose saved settings (`write_run_settings`) differ from `settings`
+    in anything but `RESUMABLE_CHANGES`; a run without a settings file is not checked.
+
+    Raises:
+        ConfigError: naming the file and every changed field with its old and new value.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return
+    before = json.loads(path.read_text())
+    now = json.loads(json.dumps(to_dict(settings)))
+    changed = sorted(k for k in set(before) | set(now) if k not in RESUMABLE_CHANGES and before.get(k) != now.get(k))
+    if changed:
+        detail = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed)
+        raise ConfigError(f"{path}: cannot resume with other settings ({detail})")

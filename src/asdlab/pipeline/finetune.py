@@ -32,6 +32,7 @@ from asdlab.encoders.backbone import Backbone, build_backbone
 from asdlab.encoders.checkpoints import save_encoder
 from asdlab.errors import CheckpointError, ConfigError
 from asdlab.features.level import LEVELS, Level
+from asdlab.pipeline.config_io import check_resume_settings, write_run_settings
 from asdlab.training.finetune import AttributeTask, make_eat_backbone
 from asdlab.training.labels import Granularity, LabelMap, build_label_map, find_auxiliary_clips
 from asdlab.training.loop import LOG_NAME, TrainProgress, TrainSettings, train
@@ -39,6 +40,7 @@ from asdlab.training.two_branch import TwoBranchTask
 
 __all__ = [
     "MODEL_FILE",
+    "SETTINGS_FILE",
     "Recipe",
     "FinetuneSettings",
     "FinetuneResult",
@@ -56,6 +58,7 @@ _ENCODER_FILE = "encoder.safetensors"
 _ADAPTERS_FILE = "adapters.safetensors"
 _LAYERS_FILE = "embedding_layers.safetensors"  # pooling + projection of EAT models
 _HEAD_FILE = "head.safetensors"
+SETTINGS_FILE = "finetune_settings.json"  # written when training starts; a resume must match it
 
 # Values a recipe fills in for fields left None. EAT: the paper's Section 3 recipe; EAT.md
 # "Fine-tuning" for layer decay (0.65) and drop-path (0.1). Two-branch CNN: the reference trains with
@@ -287,19 +290,22 @@ def run_finetuning(
             checkpoint); None = random initialisation from `settings.seed`.
         pseudo_attributes: `pseudo_attributes.csv` (or a mapping) naming a pseudo-attribute for
             attribute-less clips.
-        resume: continue an interrupted run from `out_dir/last.ckpt`.
+        resume: continue an interrupted run from `out_dir/last.ckpt`; its settings must be the
+            ones it started with (`out_dir/finetune_settings.json`) except hardware and logging.
         progress: called with a `TrainProgress` every `log_every` updates.
 
     Returns:
         `FinetuneResult`.
 
     Raises:
-        ConfigError: bad settings, or LoRA without peft.
+        ConfigError: bad settings, LoRA without peft, or `resume` with other settings.
         DataError: no training clips.
         CheckpointError: unreadable init weights or a checkpoint that does not fit.
     """
     settings = settings.resolved()
     out_dir = Path(out_dir)
+    if resume:
+        check_resume_settings(out_dir / SETTINGS_FILE, settings)
     init = None if init_weights is None else str(init_weights)
     if init is not None and settings.recipe == "two-branch-cnn":
         raise ConfigError("recipe two-branch-cnn trains from scratch; it takes no init weights")
@@ -356,6 +362,8 @@ def run_finetuning(
         num_workers=settings.num_workers, checkpoint_every=settings.checkpoint_every,
         log_every=settings.log_every, seed=settings.seed,
     )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_run_settings(out_dir / SETTINGS_FILE, settings)
     started = time.perf_counter()
     data = _LabelledClips(clips, targets)
     if settings.dual_head:

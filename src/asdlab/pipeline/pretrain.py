@@ -15,14 +15,13 @@ import math
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from asdlab._io import atomic_write_text
 from asdlab.data.dataset import ClipDataset
 from asdlab.data.index import index_dataset
 from asdlab.data.records import ClipRecord
@@ -33,6 +32,7 @@ from asdlab.errors import CheckpointError, ConfigError, DataError
 from asdlab.features.fbank import count_frames
 from asdlab.features.level import Level
 from asdlab.features.normalize import EATFrontEnd
+from asdlab.pipeline.config_io import check_resume_settings, write_run_settings
 from asdlab.training.ema import EMASchedule
 from asdlab.training.loop import ProgressCallback, TrainSettings, train
 from asdlab.training.ufo import DAPTask, UtteranceReduction
@@ -48,9 +48,6 @@ DECODER_NAME = "decoder.safetensors"
 SETTINGS_NAME = "pretrain_settings.json"
 _EAT_WARMUP_FRACTION = 53_333 / 400_000  # EAT: 53,333 warm-up of 400 k updates
 # Fields that may change between a run and its resumption (hardware, logging).
-_RUNTIME_FIELDS = frozenset({"num_workers", "log_every", "checkpoint_every", "accelerator", "devices",
-                             "num_nodes", "strategy", "precision"})
-
 
 @dataclass(frozen=True)
 class PretrainSettings:
@@ -263,17 +260,6 @@ def _frames_for(num_samples: int, target_frames: int | None) -> int:
     return min(16 * math.ceil(frames / 16), 16 * 768)  # the position table's limit, ~123 s
 
 
-def _check_resume(path: Path, settings: PretrainSettings) -> None:
-    if not path.is_file():
-        return
-    before = json.loads(path.read_text())
-    now = json.loads(json.dumps(asdict(settings)))
-    changed = sorted(k for k in set(before) | set(now) if k not in _RUNTIME_FIELDS and before.get(k) != now.get(k))
-    if changed:
-        detail = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed)
-        raise ConfigError(f"{path}: cannot resume with other settings ({detail})")
-
-
 def _is_rank_zero() -> bool:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank() == 0
@@ -313,7 +299,7 @@ def run_pretraining(
     out_dir = Path(out_dir)
     settings_path = out_dir / SETTINGS_NAME
     if resume:
-        _check_resume(settings_path, settings)
+        check_resume_settings(settings_path, settings)
     records = _index(data_roots)
     logger.info("DAP on %d train clips from %d root(s)", len(records), len(data_roots))
     dataset = ClipDataset(records, sample_rate=settings.sample_rate, duration_s=settings.duration_s,
@@ -324,7 +310,7 @@ def run_pretraining(
     task = build_dap_task(settings, target_frames=target_frames)
     if _is_rank_zero():
         out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(settings_path, json.dumps(asdict(settings), indent=2, sort_keys=True) + "\n")
+        write_run_settings(settings_path, settings)
 
     start = time.perf_counter()
     result = train(task, dataset, settings.train_settings(), out_dir=out_dir, resume=resume, progress=progress)

@@ -1,6 +1,6 @@
-"""Typed YAML configuration: strict keys and types, overrides, stable hashes."""
+"""Typed YAML configuration: strict keys and types, overrides, stable hashes, resume checks."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -8,7 +8,8 @@ import pytest
 
 from asdlab.errors import ConfigError
 from asdlab.pipeline.config_io import (
-    apply_overrides, config_hash, from_dict, parse_override, read_yaml, to_dict,
+    apply_overrides, check_resume_settings, config_hash, from_dict, parse_override, read_yaml, to_dict,
+    write_run_settings,
 )
 
 
@@ -87,3 +88,22 @@ def test_read_yaml_errors(tmp_path):
 def test_yaml_reads_exponent_floats(tmp_path):
     (tmp_path / "c.yaml").write_text("name: x\ninner:\n  lr: 5e-5\n")
     assert from_dict(Outer, read_yaml(tmp_path / "c.yaml")).inner.lr == 5e-5
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.95)
+    accelerator: str = "cpu"
+    log_every: int = 10
+
+
+def test_resume_refuses_changed_settings_but_not_hardware_or_logging(tmp_path):
+    path = tmp_path / "settings.json"
+    check_resume_settings(path, RunSettings())  # an older run without the file is not checked
+    write_run_settings(path, RunSettings())
+    check_resume_settings(path, RunSettings())  # tuples saved as lists compare equal
+    check_resume_settings(path, RunSettings(accelerator="cuda", log_every=1))
+    with pytest.raises(ConfigError, match=r"settings.json: cannot resume with other settings "
+                                          r"\(betas: \[0.9, 0.95\] -> \[0.9, 0.999\], lr: 0.001 -> 0.0005\)"):
+        check_resume_settings(path, replace(RunSettings(), lr=5e-4, betas=(0.9, 0.999)))

@@ -2,6 +2,7 @@
 
 import csv
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -70,6 +71,9 @@ def test_resume_pseudo_attributes_and_errors(root, tmp_path):
     assert resumed.steps == 3
     rows = list(csv.DictReader(open(tmp_path / "a" / "train_log.csv")))
     assert [int(r["step"]) for r in rows] == [1, 2, 3]
+    run_finetuning(root, tmp_path / "a", replace(settings, log_every=2), pseudo_attributes=pseudo, resume=True)
+    with pytest.raises(ConfigError, match=r"finetune_settings.json: cannot resume with other settings \(lr: "):
+        run_finetuning(root, tmp_path / "a", replace(settings, lr=settings.resolved().lr * 2), resume=True)
     with pytest.raises(ConfigError, match="mode must be 'full'"):
         run_finetuning(root, tmp_path / "b", FinetuneSettings(recipe="two-branch-cnn", mode="lora"))
     with pytest.raises(ConfigError, match="no init weights"):
