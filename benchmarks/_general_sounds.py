@@ -18,19 +18,14 @@ import soundfile as sf
 from numpy.typing import NDArray
 from scipy import signal
 
-from asdlab.data._machine_sounds import TARGET_RMS
+# the synthetic machines' own building blocks: unit-RMS scaling and a two-pole resonator
+from asdlab.data._machine_sounds import TARGET_RMS, _resonator, _rms, _unit
 
 SAMPLE_RATE = 16000
 
 
-def _unit(x: NDArray[np.float64]) -> NDArray[np.float64]:
-    return x / np.sqrt(np.mean(np.square(x)) + 1e-30)
-
-
 def _resonate(x: NDArray[np.float64], centre_hz: float, bandwidth_hz: float) -> NDArray[np.float64]:
-    radius = math.exp(-math.pi * bandwidth_hz / SAMPLE_RATE)
-    theta = 2 * math.pi * centre_hz / SAMPLE_RATE
-    return signal.lfilter([1.0 - radius], [1.0, -2 * radius * math.cos(theta), radius * radius], x)
+    return _resonator(x, SAMPLE_RATE, centre_hz, bandwidth_hz)
 
 
 def _segments(rng: np.random.Generator, n: int, mean_len_s: float) -> list[tuple[int, int]]:
@@ -108,7 +103,7 @@ def render_general_clip(seed: int, duration_s: float) -> NDArray[np.float32]:
     mix = sum(rng.uniform(0.5, 1.0) * _unit(_SOURCES[i](rng, n)) for i in picks)
     room = signal.lfilter([1.0], [1.0, -0.9], rng.standard_normal(n))  # darker than white
     mix = _unit(mix) + 10 ** (-rng.uniform(15, 30) / 20) * _unit(room)
-    mix *= TARGET_RMS / np.sqrt(np.mean(mix**2))
+    mix *= TARGET_RMS / _rms(mix)
     return (mix * min(1.0, 0.99 / np.abs(mix).max())).astype(np.float32)  # loud claps: quieter, never clipped
 
 

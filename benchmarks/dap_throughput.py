@@ -25,8 +25,9 @@ from asdlab.training.schedules import parameter_groups
 from asdlab.training.ufo import DAPTask
 
 
-def measure(args, precision: str) -> tuple[list[float], float]:
-    """Step times (s) of `args.steps` timed DAP steps in `precision`, and model FLOPs per clip."""
+def measure(args, precision: str) -> tuple[list[float], float, int]:
+    """Step times (s) of `args.steps` timed DAP steps in `precision`, model FLOPs per clip, and the
+    trainable parameter count (student + decoder)."""
     device = torch.device(args.device)
     generator = torch.Generator().manual_seed(0)
     with torch.random.fork_rng(devices=[]):
@@ -67,7 +68,7 @@ def measure(args, precision: str) -> tuple[list[float], float]:
         step(i + 1)
         sync()
         times.append(time.perf_counter() - start)
-    return times, flops_per_clip
+    return times, flops_per_clip, sum(p.numel() for p in task.parameters() if p.requires_grad)
 
 
 def main() -> None:
@@ -88,13 +89,13 @@ def main() -> None:
 
     where = f"{torch.get_num_threads()} threads" if args.device == "cpu" else torch.cuda.get_device_name(args.device)
     tokens = args.frames // 16 * 8
-    trainable = sum(p.numel() for p in create_encoder(args.preset).parameters()) + sum(
-        p.numel() for p in create_eat_decoder(args.preset).parameters())
-    print(f"{args.preset} DAP step on {args.device} ({where}): batch {args.batch_size} clips x {args.clones} clones, "
-          f"{args.frames} frames = {tokens} patches, {trainable / 1e6:.1f} M trainable parameters (student + decoder)")
     clips_per_s = {}
     for precision in ("fp32", "bf16") if args.precision == "both" else (args.precision,):
-        times, flops_per_clip = measure(args, precision)
+        times, flops_per_clip, trainable = measure(args, precision)
+        if not clips_per_s:
+            print(f"{args.preset} DAP step on {args.device} ({where}): batch {args.batch_size} clips x "
+                  f"{args.clones} clones, {args.frames} frames = {tokens} patches, {trainable / 1e6:.1f} M "
+                  "trainable parameters (student + decoder)")
         per_step = sorted(times)[len(times) // 2]
         clips_per_s[precision] = args.batch_size / per_step
         achieved = flops_per_clip * args.batch_size / per_step

@@ -47,7 +47,7 @@ TEACHER_NAME = "teacher.safetensors"
 DECODER_NAME = "decoder.safetensors"
 SETTINGS_NAME = "pretrain_settings.json"
 _EAT_WARMUP_FRACTION = 53_333 / 400_000  # EAT: 53,333 warm-up of 400 k updates
-# Fields that may change between a run and its resumption (hardware, logging).
+
 
 @dataclass(frozen=True)
 class PretrainSettings:
