@@ -185,6 +185,7 @@ class NeighborSearch:
         self.backend_ = "numpy" if self.search_backend == "numpy" or faiss is None else "faiss"
         self.n_references_ = R.shape[0]
         self.n_features_in_ = R.shape[1]
+        self._max_sq_norm = float((self.references_.astype(np.float64) ** 2).sum(axis=1).max())  # rounding bound
         self._faiss_index = None
         if self.index is not None:
             self._faiss_index = self._build_index(self.index)
@@ -288,19 +289,33 @@ class NeighborSearch:
         if self._faiss_index is not None:
             _, idx = self._faiss_index.search(Q, k)
             return self._refine(Q, idx)
-        if self.backend_ == "numpy":
-            return self._refine(Q, self._numpy_topk(Q, k))
-        # faiss breaks exact ties in its own order: fetch one extra neighbour, and redo with the
-        # NumPy path (lower index first) the rare rows where a tie straddles the k-th place.
+        # Both exact paths rank in float32, whose rounding can order (near-)equal distances either way
+        # (faiss, and BLAS kernels that round identical rows differently by position): fetch one extra
+        # neighbour, and settle the rare rows where the k-th and the next are within rounding of each
+        # other in float64 over every reference, lower index first.
         k_extra = min(k + 1, self.n_references_)
-        faiss_metric = faiss.METRIC_INNER_PRODUCT if self.metric == "cosine" else faiss.METRIC_L2
-        _, idx = faiss.knn(Q, self.references_, k_extra, metric=faiss_metric)
+        if self.backend_ == "numpy":
+            idx = self._numpy_topk(Q, k_extra)
+        else:
+            faiss_metric = faiss.METRIC_INNER_PRODUCT if self.metric == "cosine" else faiss.METRIC_L2
+            _, idx = faiss.knn(Q, self.references_, k_extra, metric=faiss_metric)
         dist, idx = self._refine(Q, idx)
         if k_extra > k:
-            tied = np.flatnonzero(dist[:, k] == dist[:, k - 1])
-            if len(tied):
-                dist[tied], idx[tied] = self._refine(Q[tied], self._numpy_topk(Q[tied], k_extra))
+            close = np.flatnonzero(self._within_rounding(Q, dist[:, k - 1], dist[:, k]))
+            if len(close):
+                everything = np.broadcast_to(np.arange(self.n_references_), (len(close), self.n_references_))
+                exact_dist, exact_idx = self._refine(Q[close], everything)
+                dist[close], idx[close] = exact_dist[:, :k_extra], exact_idx[:, :k_extra]
         return dist[:, :k], idx[:, :k]
+
+    def _within_rounding(self, Q: NDArray[np.float32], nearer: NDArray[np.float64],
+                         farther: NDArray[np.float64]) -> NDArray[np.bool_]:
+        """Rows whose two distances a float32 ranking may have swapped (a generous bound: false alarms cost time only)."""
+        tolerance = 64 * np.finfo(np.float32).eps * self.n_features_in_
+        if self.metric == "cosine":
+            return farther - nearer <= tolerance  # 1 - cos of unit vectors: dot products of magnitude <= 1
+        scale = (Q.astype(np.float64) ** 2).sum(axis=1) + self._max_sq_norm
+        return farther**2 - nearer**2 <= tolerance * scale
 
     def _refine(self, Q: NDArray[np.float32], idx: NDArray[np.int64]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
         """Exact float64 distances of the chosen neighbours, sorted by (distance, index)."""
