@@ -297,6 +297,10 @@ def embed_dataset(
         ClipFailure(Path(records[i].path), str(problem))
         for a in rows for i, problem in zip(a["failed"].tolist(), a["problems"].tolist(), strict=True)
     )
+    for a in rows:  # clips met by the interrupted run were reported there; report them in this one too
+        for i, problem in zip(a["failed"].tolist(), a["problems"].tolist(), strict=True):
+            if i < resumed:
+                logger.warning("skipping %s: %s", records[i].path, problem)
     if len(kept) == 0:
         raise DataError(f"{root}: none of the {total} clips could be embedded ({len(failures)} failed)")
     table = EmbeddingTable.from_records([records[i] for i in kept], np.concatenate([a["embeddings"] for a in rows]))
