@@ -30,20 +30,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _OncePerCommand(logging.Filter):
-    """Lets each distinct warning through once: stages that read the same bad clip report it once."""
+    """Lets each distinct warning through once: stages that read the same bad clip report it once.
+
+    One instance filters every handler of the command; a record is the same record for all of them.
+    """
 
     def __init__(self) -> None:
         super().__init__()
-        self._seen: set[tuple[str, str]] = set()
+        self._first: dict[tuple[str, str], logging.LogRecord] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
-        key = (record.levelname, record.getMessage())
-        if key in self._seen:
-            return False
-        self._seen.add(key)
-        return True
+        first = self._first.setdefault((record.levelname, record.getMessage()), record)
+        return first is record
 
 
 def main(argv: list[str] | None = None) -> int:
