@@ -61,8 +61,11 @@ function histogram(info, score) {
                                       stroke: "#b00020", "stroke-dasharray": "5,3", "stroke-width": 2, class: "threshold"}));
   svg.appendChild(svgElement("line", {x1: x(score), x2: x(score), y1: top, y2: height - bottom,
                                       stroke: "#1565c0", "stroke-width": 3, class: "clip-score"}));
-  svg.appendChild(svgElement("text", {x: x(info.threshold) + 4, y: top + 10}, "threshold"));
-  svg.appendChild(svgElement("text", {x: x(score) + 4, y: top + 24}, "this clip"));
+  // Labels sit right of their line, or left of it near the right edge so they are not cut off.
+  const label = (at, y, text) => svg.appendChild(at > width * 0.75
+    ? svgElement("text", {x: at - 4, y, "text-anchor": "end"}, text) : svgElement("text", {x: at + 4, y}, text));
+  label(x(info.threshold), top + 10, "threshold");
+  label(x(score), top + 24, "this clip");
   svg.appendChild(svgElement("text", {x: left, y: height - 10}, (low - pad).toPrecision(3)));
   svg.appendChild(svgElement("text", {x: width - right - 40, y: height - 10}, (high + pad).toPrecision(3)));
   svg.appendChild(svgElement("text", {x: width / 2 - 80, y: height - 10}, "anomaly score (training clips: bars)"));
@@ -80,7 +83,7 @@ function showClip(result) {
   line.innerHTML = `score <span class="score" data-score="${result.score}">${result.score.toPrecision(6)}</span>
     &middot; threshold ${result.threshold.toPrecision(6)}
     &middot; <span class="${verdict}">${verdict}</span>
-    &middot; higher than ${result.percentile.toFixed(1)} % of normal training clips`;
+    &middot; at or above ${result.percentile.toFixed(1)} % of the normal training clips`;
   card.append(title, line, histogram(info, result.score));
   document.getElementById("results").appendChild(card);
 }
