@@ -88,7 +88,8 @@ def outputs(stage: str, out: Path) -> dict[str, str]:
 
         with np.load(out / "emb.npz", allow_pickle=False) as table:
             return {name: hashlib.sha256(table[name].tobytes()).hexdigest() for name in sorted(table.files)}
-    return {name: digest(out / "detector" / name) for name in ("model", "train_embeddings.npz")}
+    detector = out / "detector"  # weights and training embeddings (train_log.csv also records clips/s)
+    return {p.name: digest(p) for p in [*sorted((detector / "model").glob("*.safetensors")), detector / "train_embeddings.npz"]}
 
 
 def compare(stage: str, reference: Path, rerun: Path, resumed_step: int | None) -> tuple[bool, str]:
