@@ -1,8 +1,9 @@
 """Crash and resume, measured with real processes: SIGKILL `pretrain`, `finetune`, `embed` and `fit` at random
 points, rerun each, and compare with an uninterrupted run.
 
-For each stage: one uninterrupted reference run (timed), then `--trials` runs killed with SIGKILL after a
-random delay in [30 %, 95 %] of the reference's wall time (the first seconds import torch), each rerun with the same command (plus
+For each stage: one uninterrupted reference run (timed, and timed to its first sign of progress: a training
+log row, an embedding chunk), then `--trials` runs killed with SIGKILL at a random moment between that sign
+of progress and 95 % of the way to the reference's end, each rerun with the same command (plus
 `--resume` for the training stages) to the end. A rerun counts as resumed when it continued from the
 killed run's state (a checkpoint or finished embedding chunks) rather than from nothing; it matches
 when its outputs equal the reference's: for training, every train_log.csv row after the resumed step
@@ -46,20 +47,36 @@ STAGES = {
                               "--set", "finetune.accelerator=cpu"],
 }
 RESUME_FLAG = {"pretrain": ["--resume"], "finetune": ["--resume"], "embed": [], "fit": []}
+# The first sign that a run has started its work (imports and data loading take the first seconds).
+PROGRESS = {
+    "pretrain": lambda out: (out / "train_log.csv").exists(),
+    "finetune": lambda out: (out / "train_log.csv").exists(),
+    "embed": lambda out: any((out / "emb.npz.partial").glob("chunk-*.npz")),
+    "fit": lambda out: any((out / "detector.work").rglob("train_log.csv")),
+}
 _RESUMED = re.compile(r"resuming (?:from .* at step (\d+)|after (\d+) of \d+ clips)")
 
 
-def run(command: list[str], log: Path, *, kill_after_s: float | None = None) -> tuple[int, float, str]:
-    """Run an asdlab command; with `kill_after_s`, SIGKILL its process group then. Returns (status, seconds, output)."""
+def run(command: list[str], log: Path, *, progress=None, kill_after_progress_s: float | None = None
+        ) -> tuple[int, float, float | None, str]:
+    """Run an asdlab command; returns (status, seconds, seconds until `progress()` was first true, output).
+
+    With `kill_after_progress_s`, SIGKILL its process group that long after `progress()` turns true.
+    """
     start = time.perf_counter()
+    progress_s = None
     with open(log, "w") as out:
         process = subprocess.Popen(ASDLAB + command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            status = process.wait(timeout=kill_after_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            status = process.wait()
-    return status, time.perf_counter() - start, log.read_text()
+        while process.poll() is None:
+            now = time.perf_counter() - start
+            if progress_s is None and progress is not None and progress():
+                progress_s = now
+            if progress_s is not None and kill_after_progress_s is not None and now >= progress_s + kill_after_progress_s:
+                os.killpg(process.pid, signal.SIGKILL)
+                break
+            time.sleep(0.02)
+        status = process.wait()
+    return status, time.perf_counter() - start, progress_s, log.read_text()
 
 
 def digest(path: Path) -> str:
@@ -127,18 +144,22 @@ def main() -> None:
         ref_dir = work / stage / "reference"
         shutil.rmtree(ref_dir, ignore_errors=True)
         ref_dir.mkdir(parents=True)
-        status, ref_s, text = run(STAGES[stage](data, ref_dir), work / stage / "reference.log")
-        if status != 0:
+        status, ref_s, ref_progress_s, text = run(STAGES[stage](data, ref_dir), work / stage / "reference.log",
+                                                  progress=lambda d=ref_dir: PROGRESS[stage](d))
+        if status != 0 or ref_progress_s is None:
             raise SystemExit(f"{stage} reference run failed ({status}):\n{text[-2000:]}")
         trials = []
         for trial in range(args.trials):
             out = work / stage / f"trial{trial}"
             shutil.rmtree(out, ignore_errors=True)
             out.mkdir(parents=True)
-            delay = rng.uniform(0.3, 0.95) * ref_s
-            status, _, _ = run(STAGES[stage](data, out), work / stage / f"trial{trial}-killed.log", kill_after_s=delay)
+            delay = rng.uniform(0.0, 0.95) * (ref_s - ref_progress_s)
+            status, _, progress_s, _ = run(STAGES[stage](data, out), work / stage / f"trial{trial}-killed.log",
+                                           progress=lambda d=out: PROGRESS[stage](d), kill_after_progress_s=delay)
             killed = status == -signal.SIGKILL
-            status, rerun_s, text = run(STAGES[stage](data, out) + RESUME_FLAG[stage], work / stage / f"trial{trial}-rerun.log")
+            delay += progress_s or 0.0
+            status, rerun_s, _, text = run(STAGES[stage](data, out) + RESUME_FLAG[stage],
+                                           work / stage / f"trial{trial}-rerun.log")
             found = _RESUMED.search(text)
             resumed_at = None if found is None else int(found[1] or found[2])
             matched, detail = compare(stage, ref_dir, out, resumed_at if stage in ("pretrain", "finetune") else None) \
@@ -151,6 +172,7 @@ def main() -> None:
                   f"{'MATCHED' if matched else 'DIFFERS'}: {detail}", flush=True)
         report[stage] = {
             "reference_s": round(ref_s, 1),
+            "reference_progress_s": round(ref_progress_s, 1),
             "kills": sum(t["killed"] for t in trials),
             "resumed": sum(t["killed"] and t["resumed"] for t in trials),
             "matched": sum(t["killed"] and t["matched"] for t in trials),

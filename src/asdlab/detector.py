@@ -2,7 +2,8 @@
 
 A detector folder is self-contained and movable: `detector.json` (what to rebuild, the recipe, the
 versions), `model/` (the encoder weights or fine-tuned model folder, when the backbone has any) and
-`train_embeddings.npz`. Scoring a new recording embeds it and compares it with the training
+`train_embeddings.npz`; `asdlab.detector_archive` packs it into one `.asdlab` file, which
+`load_detector` reads too. Scoring a new recording embeds it and compares it with the training
 embeddings of its machine and section (kNN by default), exactly as the experiment pipeline does.
 """
 
@@ -26,8 +27,9 @@ from asdlab import __version__
 from asdlab.backends.thresholds import decide
 from asdlab.data.index import index_dataset
 from asdlab.data.records import ClipRecord
-from asdlab.embeddings.extract import embed_batch, extract_embeddings
+from asdlab.embeddings.extract import ExtractionResult, embed_batch, extract_embeddings
 from asdlab.embeddings.table import EmbeddingTable
+from asdlab.encoders.backbone import Backbone
 from asdlab.errors import AudioError, CheckpointError, DataError
 from asdlab.pipeline.backbones import BackboneSpec, load_backbone
 from asdlab.pipeline.config_io import from_dict, to_dict
@@ -114,7 +116,7 @@ class Detector:
         """Hz the model takes (clips at other rates are resampled)."""
         return self.model().sample_rate
 
-    def model(self, device: str = "cpu"):
+    def model(self, device: str = "cpu") -> Backbone:
         """The waveform -> embedding `Backbone`, built once per device."""
         with self._lock:
             key = ("backbone", device)
@@ -171,7 +173,7 @@ class Detector:
         return self._extract(records, batch_size=batch_size, device=device, progress=progress).table
 
     def _extract(self, records: Sequence[ClipRecord], *, batch_size: int, device: str,
-                 progress: ProgressCallback | None):
+                 progress: ProgressCallback | None) -> ExtractionResult:
         backbone = self.model(device)
         return extract_embeddings(
             records, backbone, sample_rate=backbone.sample_rate, batch_size=batch_size, device=device,

@@ -182,3 +182,26 @@ def test_refuses_another_version_unlisted_members_and_altered_bytes(archive, tmp
     (tmp_path / "text.asdlab").write_text("not a zip")
     with pytest.raises(CheckpointError, match=r"not a detector archive \(not a zip file"):
         load_detector(tmp_path / "text.asdlab")
+
+
+@pytest.mark.slow
+def test_pickle_based_weights_are_converted_to_safetensors(shared_dir, tiny_detector_dir, tmp_path):
+    """The released mn04 weights are a torch `.pt` (a pickle): the archive holds them as safetensors, same scores."""
+    from asdlab.data.index import index_dataset
+    from asdlab.detector import save_detector
+    from asdlab.embeddings.extract import extract_embeddings
+    from asdlab.pipeline.backbones import BackboneSpec, load_backbone
+    from asdlab.pipeline.scoring import ScoreSettings
+
+    weights = shared_dir / "models" / "efficientat-mn04" / "mn04_as_mAP_432.pt"
+    if not weights.is_file():
+        pytest.skip(f"{weights} is missing from ../shared")
+    _, root = tiny_detector_dir
+    spec = BackboneSpec(preset="mobilenet-mn04", weights=str(weights))
+    train = extract_embeddings(index_dataset(root, splits=("train",)), load_backbone(spec)).table
+    folder = save_detector(tmp_path / "mn04", backbone=spec, train=train, scoring=ScoreSettings()).directory
+    archive = export_detector(folder, tmp_path / "mn04.asdlab")
+    assert sorted(n for n in _members(archive) if n.startswith("model/")) == ["model/mn04_as_mAP_432.safetensors"]
+    a = load_detector(folder).score(root, tmp_path / "a").machines[0]
+    b = load_detector(archive).score(root, tmp_path / "b").machines[0]
+    assert a.test_scores.tobytes() == b.test_scores.tobytes() and a.threshold == b.threshold
