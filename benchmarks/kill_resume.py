@@ -2,7 +2,7 @@
 points, rerun each, and compare with an uninterrupted run.
 
 For each stage: one uninterrupted reference run (timed, and timed to its first sign of progress: a training
-log row, an embedding chunk), then `--trials` runs killed with SIGKILL at a random moment between that sign
+print of a step, an embedding chunk), then `--trials` runs killed with SIGKILL at a random moment between that sign
 of progress and 95 % of the way to the reference's end, each rerun with the same command (plus
 `--resume` for the training stages) to the end. A rerun counts as resumed when it continued from the
 killed run's state (a checkpoint or finished embedding chunks) rather than from nothing; it matches
@@ -44,15 +44,17 @@ STAGES = {
     "fit": lambda data, out: ["fit", str(data), "--out", str(out / "detector"), "--recipe", "two-branch-cnn",
                               "--set", "finetune.preset=two-branch-cnn-small", "--set", "finetune.steps=30",
                               "--set", "finetune.batch_size=8", "--set", "finetune.checkpoint_every=4",
+                              "--set", "finetune.log_every=1",
                               "--set", "finetune.accelerator=cpu"],
 }
 RESUME_FLAG = {"pretrain": ["--resume"], "finetune": ["--resume"], "embed": [], "fit": []}
-# The first sign that a run has started its work (imports and data loading take the first seconds).
+# The first sign that a run has started its work (imports and data loading take the first seconds): the
+# first training step printed, or the first embedding chunk written.
 PROGRESS = {
-    "pretrain": lambda out: (out / "train_log.csv").exists(),
-    "finetune": lambda out: (out / "train_log.csv").exists(),
-    "embed": lambda out: any((out / "emb.npz.partial").glob("chunk-*.npz")),
-    "fit": lambda out: any((out / "detector.work").rglob("train_log.csv")),
+    "pretrain": lambda out, log: "step 1/" in log.read_text(),
+    "finetune": lambda out, log: "step 1/" in log.read_text(),
+    "embed": lambda out, log: any((out / "emb.npz.partial").glob("chunk-*.npz")),
+    "fit": lambda out, log: "train step 1/" in log.read_text(),
 }
 _RESUMED = re.compile(r"resuming (?:from .* at step (\d+)|after (\d+) of \d+ clips)")
 
@@ -66,7 +68,8 @@ def run(command: list[str], log: Path, *, progress=None, kill_after_progress_s: 
     start = time.perf_counter()
     progress_s = None
     with open(log, "w") as out:
-        process = subprocess.Popen(ASDLAB + command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(ASDLAB + command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})  # progress lines reach the log at once
         while process.poll() is None:
             now = time.perf_counter() - start
             if progress_s is None and progress is not None and progress():
@@ -145,7 +148,7 @@ def main() -> None:
         shutil.rmtree(ref_dir, ignore_errors=True)
         ref_dir.mkdir(parents=True)
         status, ref_s, ref_progress_s, text = run(STAGES[stage](data, ref_dir), work / stage / "reference.log",
-                                                  progress=lambda d=ref_dir: PROGRESS[stage](d))
+                                                  progress=lambda d=ref_dir: PROGRESS[stage](d, work / stage / "reference.log"))
         if status != 0 or ref_progress_s is None:
             raise SystemExit(f"{stage} reference run failed ({status}):\n{text[-2000:]}")
         trials = []
@@ -155,7 +158,8 @@ def main() -> None:
             out.mkdir(parents=True)
             delay = rng.uniform(0.0, 0.95) * (ref_s - ref_progress_s)
             status, _, progress_s, _ = run(STAGES[stage](data, out), work / stage / f"trial{trial}-killed.log",
-                                           progress=lambda d=out: PROGRESS[stage](d), kill_after_progress_s=delay)
+                                           progress=lambda d=out, t=trial: PROGRESS[stage](d, work / stage / f"trial{t}-killed.log"),
+                                           kill_after_progress_s=delay)
             killed = status == -signal.SIGKILL
             delay += progress_s or 0.0
             status, rerun_s, _, text = run(STAGES[stage](data, out) + RESUME_FLAG[stage],
