@@ -5,7 +5,8 @@ For each stage: one uninterrupted reference run (timed, and timed to its first s
 print of a step, an embedding chunk), then `--trials` runs killed with SIGKILL at a random moment between that sign
 of progress and 95 % of the way to the reference's end, each rerun with the same command (plus
 `--resume` for the training stages) to the end. A rerun counts as resumed when it continued from the
-killed run's state (a checkpoint or finished embedding chunks) rather than from nothing; it matches
+killed run's state (a checkpoint, finished embedding chunks, or for `fit` a stage the killed run had
+finished) rather than from nothing; it matches
 when its outputs equal the reference's: for training, every train_log.csv row after the resumed step
 (step and loss) and the final weights, bit for bit; for embed and fit, the embeddings table and the
 detector's weights and training embeddings, bit for bit.
@@ -57,6 +58,7 @@ PROGRESS = {
     "fit": lambda out, log: "train step 1/" in log.read_text(),
 }
 _RESUMED = re.compile(r"resuming (?:from .* at step (\d+)|after (\d+) of \d+ clips)")
+_REUSED = re.compile(r"(\w+): reusing ")  # `fit` reuses a stage the killed run had finished
 
 
 def run(command: list[str], log: Path, *, progress=None, kill_after_progress_s: float | None = None
@@ -166,13 +168,15 @@ def main() -> None:
                                            work / stage / f"trial{trial}-rerun.log")
             found = _RESUMED.search(text)
             resumed_at = None if found is None else int(found[1] or found[2])
+            reused = _REUSED.search(text)
             matched, detail = compare(stage, ref_dir, out, resumed_at if stage in ("pretrain", "finetune") else None) \
                 if status == 0 else (False, f"rerun failed ({status}): {text[-500:]}")
             trials.append({"kill_after_s": round(delay, 2), "killed": killed, "rerun_status": status,
-                           "resumed": found is not None, "resumed_at": resumed_at, "matched": matched,
+                           "resumed": found is not None or reused is not None, "resumed_at": resumed_at,
+                           "reused_stage": None if reused is None else reused[1], "matched": matched,
                            "rerun_s": round(rerun_s, 1), "detail": detail})
             print(f"{stage} trial {trial}: kill at {delay:.1f} s of {ref_s:.1f} s ({'killed' if killed else 'finished first'}), "
-                  f"rerun {'resumed at ' + str(resumed_at) if found else 'from the start'}, "
+                  f"rerun {'resumed at ' + str(resumed_at) if found else 'reused the finished ' + reused[1] + ' stage' if reused else 'from the start'}, "
                   f"{'MATCHED' if matched else 'DIFFERS'}: {detail}", flush=True)
         report[stage] = {
             "reference_s": round(ref_s, 1),

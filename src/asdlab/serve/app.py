@@ -135,10 +135,10 @@ def _request_body_schema() -> dict:
     }}}
 
 
-def _score_uploads(detector: Detector, uploads: list[tuple[str, bytes]], machine: str, section: str,
-                   limits: ServeLimits) -> tuple[list[ClipScore], list[_Problem]]:
-    """Decode, bound and score the uploads (runs in the worker thread)."""
-    waves, names, problems = [], [], []
+def _check_headers(uploads: list[tuple[str, bytes]], limits: ServeLimits
+                   ) -> tuple[list[tuple[str, bytes]], list[_Problem]]:
+    """The uploads whose header says audio within the duration bound (a header read: cheap, on the event loop)."""
+    usable, problems = [], []
     for name, data in uploads:
         try:
             info = probe_audio(data, name)
@@ -149,6 +149,15 @@ def _score_uploads(detector: Detector, uploads: list[tuple[str, bytes]], machine
             problems.append(_Problem("too_large", name, f"clip of {info.duration_s:.1f} s is longer than the "
                                                         f"{limits.max_clip_s:g} s limit"))
             continue
+        usable.append((name, data))
+    return usable, problems
+
+
+def _score_uploads(detector: Detector, uploads: list[tuple[str, bytes]], machine: str, section: str
+                   ) -> tuple[list[ClipScore], list[_Problem]]:
+    """Decode and score the uploads (runs in the worker thread)."""
+    waves, names, problems = [], [], []
+    for name, data in uploads:
         try:
             waves.append(decode_audio(data, name, sample_rate=detector.sample_rate))
             names.append(name)
@@ -255,9 +264,12 @@ def create_app(detector: Detector, *, limits: ServeLimits = ServeLimits(), sourc
             section = detector.resolve_section(str(machine), None if section is None else str(section))
         except DataError as error:
             return refuse("unknown_machine", str(error))
-        loop = asyncio.get_running_loop()
-        scored, problems = await loop.run_in_executor(
-            executor, _score_uploads, detector, uploads, str(machine), section, limits)
+        uploads, problems = _check_headers(uploads, limits)
+        scored = []
+        if uploads:
+            scored, decode_problems = await asyncio.get_running_loop().run_in_executor(
+                executor, _score_uploads, detector, uploads, str(machine), section)
+            problems += decode_problems
         for clip in scored:
             metrics.clips.labels(clip.machine, str(clip.decision)).inc()
         metrics.skipped.inc(len(problems))
