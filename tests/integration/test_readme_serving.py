@@ -34,7 +34,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_readme_export_score_serve_and_curl_commands(tmp_path):
+@pytest.mark.slow
+def test_readme_export_score_serve_and_curl_commands(tmp_path, monkeypatch):
+    """`asdlab` lines run in this process (the CLI's own entry point), `asdlab serve` as a real server process."""
+    from asdlab.cli import main as cli_main
+
     pytest.importorskip("uvicorn", reason="the serve extra is not installed")
     rng = np.random.default_rng(0)
     for split, count in (("train", 8), ("test", 2)):
@@ -45,8 +49,8 @@ def test_readme_export_score_serve_and_curl_commands(tmp_path):
             sf.write(folder / f"rec_{900 + i if split == 'test' else i:04d}.wav",
                      (0.2 * tone + rng.normal(0, 0.02, 16000)).astype(np.float32), 16000)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    subprocess.run(["asdlab", "fit", "my_data", "--recipe", "baseline", "--out", "my_detector"], cwd=tmp_path,
-                   env=env, check=True, capture_output=True)
+    monkeypatch.chdir(tmp_path)
+    assert cli_main.main(["fit", "my_data", "--recipe", "baseline", "--out", "my_detector"]) == 0
     port = str(_free_port())
     server = None
     try:
@@ -65,7 +69,10 @@ def test_readme_export_score_serve_and_curl_commands(tmp_path):
                         assert time.monotonic() < deadline and server.poll() is None, server.stdout.read().decode()
                         time.sleep(0.2)
                 continue
-            if line.startswith("curl") and shutil.which("curl") is None:
+            if line.startswith("asdlab"):
+                assert cli_main.main(shlex.split(line)[1:]) == 0, line
+                continue
+            if shutil.which("curl") is None:
                 continue  # the request itself is tested in tests/unit/serve; here the command line is
             done = subprocess.run(shlex.split(line), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
             assert done.returncode == 0, (line, done.stdout, done.stderr)
