@@ -131,3 +131,16 @@ def test_detector_health_page_and_openapi(client):
     assert {"200", "400", "413", "415", "422"} <= set(score["responses"])
     assert [p["name"] for p in score["parameters"]] == ["machine", "section", "filename"]
     assert {"/v1/detector", "/health", "/metrics"} <= set(schema["paths"])
+
+
+def test_a_streamed_body_over_the_limit_is_cut_off_with_413(client, scored):
+    """Without a Content-Length the body is counted as it arrives, and refused once past the limit."""
+    _, clips, cli, _ = scored
+    chunks = iter([b"RIFF" + b"\0" * 150_000, b"\0" * 100_000])
+    answer = client.post("/v1/score", content=chunks, params={"machine": "SynFan"}, headers={"content-type": "audio/wav"})
+    assert answer.status_code == 413 and answer.json()["kind"] == "too_large"
+    assert "200000-byte limit" in answer.json()["detail"]
+    after = client.post("/v1/score", content=clips[2].read_bytes(), params={"machine": "SynFan"},
+                        headers={"content-type": "audio/wav"})
+    assert after.status_code == 200 and after.json()["results"][0]["score"] == cli[clips[2].name]
+    assert 'asdlab_errors_total{kind="too_large"} 1.0' in client.get("/metrics").text
