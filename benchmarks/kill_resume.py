@@ -58,7 +58,7 @@ PROGRESS = {
     "fit": lambda out, log: "train step 1/" in log.read_text(),
 }
 _RESUMED = re.compile(r"resuming (?:from .* at step (\d+)|after (\d+) of \d+ clips)")
-_REUSED = re.compile(r"(\w+): reusing ")  # `fit` reuses a stage the killed run had finished
+_REUSED = re.compile(r"asdlab\.pipeline\.cache: (\w+): reusing ")  # `fit` reuses a stage the killed run had finished
 
 
 def run(command: list[str], log: Path, *, progress=None, kill_after_progress_s: float | None = None
