@@ -3,7 +3,8 @@
 The public API mirrors the CLI:
 
 - `fit(data_root, model_dir, recipe=...)` trains a detector on every machine's `train/` clips
-  (`asdlab fit`) and returns a `Detector`; `load_detector(model_dir)` reads one back.
+  (`asdlab fit`) and returns a `Detector`; `load_detector(model_dir)` reads one back (a folder, or the
+  one-file `.asdlab` export of `asdlab export`).
 - `score(model_dir, data_root, out_dir)` writes DCASE `anomaly_score_*` / `decision_result_*` files
   for every `test/` clip (`asdlab score`), evaluated when the clips carry labels.
 - `evaluate(scores_dir, ground_truth)` computes the official DCASE metric of score files.

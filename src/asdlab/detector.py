@@ -2,7 +2,8 @@
 
 A detector folder is self-contained and movable: `detector.json` (what to rebuild, the recipe, the
 versions), `model/` (the encoder weights or fine-tuned model folder, when the backbone has any) and
-`train_embeddings.npz`. Scoring a new recording embeds it and compares it with the training
+`train_embeddings.npz`; `asdlab.detector_archive` packs it into one `.asdlab` file, which
+`load_detector` reads too. Scoring a new recording embeds it and compares it with the training
 embeddings of its machine and section (kNN by default), exactly as the experiment pipeline does.
 """
 
@@ -13,22 +14,34 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from asdlab import __version__
+from asdlab.backends.thresholds import decide
 from asdlab.data.index import index_dataset
 from asdlab.data.records import ClipRecord
-from asdlab.embeddings.extract import extract_embeddings
+from asdlab.embeddings.extract import ExtractionResult, embed_batch, extract_embeddings
 from asdlab.embeddings.table import EmbeddingTable
-from asdlab.errors import CheckpointError, DataError
+from asdlab.encoders.backbone import Backbone
+from asdlab.errors import AudioError, CheckpointError, DataError
 from asdlab.pipeline.backbones import BackboneSpec, load_backbone
 from asdlab.pipeline.config_io import from_dict, to_dict
-from asdlab.pipeline.scoring import ScoreSettings, ScoringResult, score_embeddings
+from asdlab.pipeline.scoring import (
+    MachineReference,
+    ScoreSettings,
+    ScoringResult,
+    fit_machine_reference,
+    score_embeddings,
+)
 
-__all__ = ["Detector", "save_detector", "load_detector", "DETECTOR_FILE"]
+__all__ = ["Detector", "ClipScore", "save_detector", "load_detector", "DETECTOR_FILE", "SCORING_BATCH_SIZE"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +53,34 @@ _MODEL_DIR = "model"
 _TRAINING_ONLY = ("last.ckpt", "*.tmp", "stage.json", "stage1", "cache")
 
 ProgressCallback = Callable[[int, int], None]
+
+# Test clips are embedded one per forward pass: batched CPU kernels round differently by batch size
+# (the two-branch CNN's embeddings move by up to 3e-7), and a clip's score must not depend on which
+# other clips came with it (the CLI, the service, a folder with bad clips all give the same score).
+# Measured on 2 CPU cores, one clip at a time is no slower for the two-branch CNN.
+SCORING_BATCH_SIZE = 1
+
+
+@dataclass(frozen=True)
+class ClipScore:
+    """One scored clip: its anomaly score, the decision at the machine's threshold, and where it ranks.
+
+    Attributes:
+        name: the clip's file name.
+        machine / section: what it was scored as.
+        score: anomaly score (higher = more anomalous), on the scale of the score files.
+        threshold: the machine's decision threshold on that scale.
+        decision: 1 (anomaly) when score > threshold, else 0 (`asdlab.backends.thresholds.decide`).
+        percentile: percent of the machine's normal training clips (out-of-fold) scoring at or below it.
+    """
+
+    name: str
+    machine: str
+    section: str
+    score: float
+    threshold: float
+    decision: int
+    percentile: float
 
 
 @dataclass(frozen=True)
@@ -61,36 +102,126 @@ class Detector:
     train: EmbeddingTable
     recipe: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    # Built on first use and kept: the embedding model per device, the fitted reference per machine.
+    _cache: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     @property
     def machines(self) -> list[tuple[str, str]]:
         """The (machine, section) pairs it can score."""
         return sorted(set(zip(self.train.machine.tolist(), self.train.section.tolist())))
 
+    @property
+    def sample_rate(self) -> int:
+        """Hz the model takes (clips at other rates are resampled)."""
+        return self.model().sample_rate
+
+    def model(self, device: str = "cpu") -> Backbone:
+        """The waveform -> embedding `Backbone`, built once per device."""
+        with self._lock:
+            key = ("backbone", device)
+            if key not in self._cache:
+                self._cache[key] = load_backbone(self.backbone, device=device)
+            return self._cache[key]
+
+    def reference(self, machine: str, section: str) -> MachineReference:
+        """The fitted backend, training scores and threshold of one (machine, section), computed once.
+
+        Raises:
+            DataError: the detector was not trained on that machine and section.
+        """
+        with self._lock:
+            key = ("reference", machine, section)
+            if key not in self._cache:
+                rows = (self.train.machine == machine) & (self.train.section == section)
+                if not rows.any():
+                    raise DataError(f"{machine} section {section}: not in this detector (it knows "
+                                    f"{', '.join(f'{m}/{s}' for m, s in self.machines)})")
+                self._cache[key] = fit_machine_reference(
+                    self.train.select(rows), self.scoring.new_backend, threshold_method=self.scoring.threshold,
+                    normalization=self.scoring.normalization, n_folds=self.scoring.n_folds, seed=self.scoring.seed,
+                )
+            return self._cache[key]
+
+    def resolve_section(self, machine: str, section: str | None = None) -> str:
+        """`section`, or the machine's only section when None.
+
+        Raises:
+            DataError: an unknown machine or section, or None for a machine with several sections.
+        """
+        sections = sorted(s for m, s in self.machines if m == machine)
+        if not sections:
+            known = sorted({m for m, _ in self.machines})
+            raise DataError(f"unknown machine {machine!r}: this detector knows {', '.join(known)}")
+        if section is None:
+            if len(sections) > 1:
+                raise DataError(f"machine {machine!r} has sections {', '.join(sections)}: give one")
+            return sections[0]
+        if section not in sections:
+            raise DataError(f"{machine} has no section {section!r}: it has {', '.join(sections)}")
+        return section
+
     def embed(
-        self, records: Sequence[ClipRecord], *, batch_size: int = 16, device: str = "cpu",
+        self, records: Sequence[ClipRecord], *, batch_size: int = SCORING_BATCH_SIZE, device: str = "cpu",
         progress: ProgressCallback | None = None,
     ) -> EmbeddingTable:
-        """Embeddings of `records` with this detector's model (bad clips are logged and left out).
+        """Embeddings of `records` with this detector's model (bad clips are logged once each and left out).
 
         Raises:
             DataError: none of the clips could be embedded.
         """
-        backbone = load_backbone(self.backbone, device=device)
-        result = extract_embeddings(
+        return self._extract(records, batch_size=batch_size, device=device, progress=progress).table
+
+    def _extract(self, records: Sequence[ClipRecord], *, batch_size: int, device: str,
+                 progress: ProgressCallback | None) -> ExtractionResult:
+        backbone = self.model(device)
+        return extract_embeddings(
             records, backbone, sample_rate=backbone.sample_rate, batch_size=batch_size, device=device,
             progress=progress,
         )
-        for failure in result.failures:
-            logger.warning("skipped %s: %s", failure.path, failure.problem)
-        return result.table
+
+    def score_waveforms(
+        self, waves: Sequence[NDArray[np.float32]], names: Sequence[str], machine: str, section: str | None = None,
+        *, device: str = "cpu",
+    ) -> list[ClipScore | AudioError]:
+        """Score decoded clips (at `sample_rate`, e.g. from `asdlab.data.audio.decode_audio`) of one machine.
+
+        Each clip is embedded alone, so its score equals the one `score` writes for the same file.
+
+        Args:
+            waves: (S,) float32 waveforms.
+            names: their file names, for the results and messages.
+            machine: machine type; section: its section, optional when the machine has only one.
+            device: where the model runs.
+
+        Returns:
+            Per clip, in order, a `ClipScore` or the `AudioError` saying why the model could not take it.
+
+        Raises:
+            DataError: unknown machine or section.
+        """
+        section = self.resolve_section(machine, section)
+        reference = self.reference(machine, section)
+        backbone = self.model(device)
+        results: list[ClipScore | AudioError] = []
+        for wave, name in zip(waves, names, strict=True):
+            embedding, kept, failed = embed_batch([wave], backbone, device=device)
+            if failed:
+                results.append(AudioError(name, failed[0][1]))
+                continue
+            score = reference.score(embedding)
+            results.append(ClipScore(
+                name=name, machine=machine, section=section, score=float(score[0]), threshold=reference.threshold,
+                decision=int(decide(score, reference.threshold)[0]), percentile=float(reference.percentile(score)[0]),
+            ))
+        return results
 
     def score(
         self,
         data_root: str | os.PathLike,
         out_dir: str | os.PathLike,
         *,
-        batch_size: int = 16,
+        batch_size: int = SCORING_BATCH_SIZE,
         device: str = "cpu",
         progress: ProgressCallback | None = None,
     ) -> ScoringResult:
@@ -99,12 +230,14 @@ class Detector:
         The root is any layout `index_dataset` reads, own recordings included (`<Machine>/test/*.wav`
         with arbitrary names: section "00", no label; the files list those names as they are).
 
-        Clips of machines or sections the detector was not trained on are reported and skipped.
-        When the test clips carry labels (file names with normal/anomaly and the domain), the
-        official metric is computed too (`evaluation.csv`).
+        Clips of machines or sections the detector was not trained on are reported and skipped, and so
+        is every clip that cannot be used (unreadable, empty, silent, too short, ...), once each, with
+        the reason; the result lists them in `skipped`. When the test clips carry labels (file names
+        with normal/anomaly and the domain), the official metric is computed on the clips scored
+        (`evaluation.csv`), with a warning naming how many labelled clips have no score.
 
         Raises:
-            DataError: no test clip of a known machine and section under `data_root`.
+            DataError: no test clip of a known machine and section under `data_root`, or none could be used.
         """
         known = set(self.machines)
         records = index_dataset(data_root, splits=("test",))
@@ -115,10 +248,13 @@ class Detector:
         records = [r for r in records if (r.machine, r.section) in known]
         if not records:
             raise DataError(f"{data_root}: no test clips of the machines this detector knows ({sorted(known)})")
-        test = self.embed(records, batch_size=batch_size, device=device, progress=progress)
+        extraction = self._extract(records, batch_size=batch_size, device=device, progress=progress)
+        test = extraction.table
         table = EmbeddingTable.concat([self.train, test])
         labelled = bool(((test.label == "normal") | (test.label == "anomaly")).all())
-        return score_embeddings(table, out_dir, self.scoring, ground_truth=data_root if labelled else None)
+        result = score_embeddings(table, out_dir, self.scoring, ground_truth=data_root if labelled else None,
+                                  missing_scores="warn")
+        return replace(result, skipped=tuple((str(f.path), f.problem) for f in extraction.failures))
 
 
 def save_detector(
@@ -184,17 +320,23 @@ def save_detector(
 
 
 def load_detector(directory: str | os.PathLike) -> Detector:
-    """Read a detector folder written by `save_detector` / `asdlab fit`.
+    """Read a detector: a folder written by `save_detector` / `asdlab fit`, or a one-file `.asdlab` export.
 
     Raises:
-        CheckpointError: not a detector folder, or written by an incompatible version.
+        CheckpointError: not a detector, written by an incompatible version, or (a file) an archive
+            member that is refused (see `asdlab.detector_archive.read_detector_archive`).
     """
     directory = Path(directory)
+    if directory.is_file():
+        from asdlab.detector_archive import read_detector_archive  # it imports this module
+
+        return read_detector_archive(directory)
     path = directory / DETECTOR_FILE
     try:
         record = json.loads(path.read_text())
     except FileNotFoundError:
-        raise CheckpointError(f"{directory}: not a detector folder (no {DETECTOR_FILE}); create one with `asdlab fit`") from None
+        raise CheckpointError(f"{directory}: not a detector folder (no {DETECTOR_FILE}) or .asdlab file; "
+                              "create one with `asdlab fit`") from None
     except json.JSONDecodeError as error:
         raise CheckpointError(f"{path}: not valid JSON ({error})") from None
     if record.get("format") != _FORMAT:

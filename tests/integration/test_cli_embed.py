@@ -122,7 +122,7 @@ def test_a_rerun_with_other_settings_refuses_to_mix(dataset, tmp_path, monkeypat
     assert len(EmbeddingTable.load(out)) == 32
 
 
-def test_a_corrupt_clip_is_reported_and_skipped(dataset, uninterrupted, tmp_path, capsys):
+def test_a_corrupt_clip_is_reported_and_skipped(dataset, uninterrupted, tmp_path, capsys, caplog):
     root = tmp_path / "data"
     shutil.copytree(dataset, root)
     broken = sorted(root.rglob("*test*.wav"))[3]
@@ -131,7 +131,9 @@ def test_a_corrupt_clip_is_reported_and_skipped(dataset, uninterrupted, tmp_path
     assert cli_main.main(["embed", str(root), *FAST, "--out", str(out)]) == 0
 
     printed = capsys.readouterr().out
-    assert "skipped 1 clip(s):" in printed and f"{broken}: unreadable or corrupt audio file" in printed
+    assert "skipped 1 clip(s) that could not be used" in printed
+    reports = [r.getMessage() for r in caplog.records if str(broken) in r.getMessage()]
+    assert len(reports) == 1 and f"{broken}: not an audio file" in reports[0]
     table = EmbeddingTable.load(out)
     assert len(table) == 31 and str(broken) not in table.path.tolist()
     metadata = json.loads(out.with_suffix(".json").read_text())

@@ -91,10 +91,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if result.resumed_clips:
         print(f"resumed: {result.resumed_clips} clips came from the interrupted run")
-    if result.failures:
-        print(f"skipped {len(result.failures)} clip(s):")
-        for failure in result.failures:
-            print(f"  {failure.path}: {failure.problem}")
+    if result.failures:  # each was logged once above with its reason; the sidecar lists them too
+        print(f"skipped {len(result.failures)} clip(s) that could not be used (listed in {result.metadata_path})")
     settings = result.metadata["settings"]
     print(
         f"wrote {len(result.table)} embeddings ({settings['embed_dim']}-d, {settings['backbone']}, "

@@ -1,19 +1,23 @@
 """`asdlab score`: DCASE score/decision files (+ the official metric) from a detector or an embeddings file.
 
-`asdlab score MODEL_DIR DATA_ROOT --out DIR` scores every test clip with a detector from `asdlab fit`;
-`asdlab score EMBEDDINGS.npz --out DIR` fits a backend on an embeddings file's train rows.
+`asdlab score MODEL_DIR DATA_ROOT --out DIR` scores every test clip with a detector from `asdlab fit`
+(a folder or an `.asdlab` file from `asdlab export`); `asdlab score EMBEDDINGS.npz --out DIR` fits a
+backend on an embeddings file's train rows. Clips that cannot be used are reported once and skipped:
+the exit status is 0 when anything was scored, 2 when nothing could be (or on any other error).
 """
 
 from __future__ import annotations
 
 import argparse
+import zipfile
 from pathlib import Path
 
 from asdlab.backends.registry import available_backends
 from asdlab.cli._progress import ProgressPrinter
-from asdlab.detector import DETECTOR_FILE, load_detector
 from asdlab.errors import ConfigError
 from asdlab.pipeline.scoring import ScoreSettings, parse_params, score_embeddings
+
+DETECTOR_FILE = "detector.json"  # asdlab.detector.DETECTOR_FILE, without importing torch at parse time
 
 __all__ = ["register", "run"]
 
@@ -30,11 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "score the test rows and write anomaly_score_*/decision_result_* (DCASE format), the out-of-fold "
             "train_scores_* (thresholds, ensembles) and settings.json to --out. With --ground-truth, or when "
             "every test row carries a label and a domain (copied to OUT/ground_truth/), the official metric is "
-            "printed and written to OUT/evaluation.csv."
+            "printed and written to OUT/evaluation.csv. Clips that cannot be used (unreadable, empty, silent, too "
+            "short, ...) are reported once each and skipped; labelled runs are then evaluated on the clips scored, "
+            "with a warning. Exit status: 0 when any clip was scored, 2 when none could be or on an error."
         ),
     )
-    parser.add_argument("target", type=Path, metavar="MODEL_DIR|EMBEDDINGS",
-                        help="a detector folder (asdlab fit) or an embeddings file (.npz) with train and test rows")
+    parser.add_argument("target", type=Path, metavar="MODEL_DIR|MODEL.asdlab|EMBEDDINGS",
+                        help="a detector folder (asdlab fit), an .asdlab file (asdlab export), or an embeddings "
+                             "file (.npz) with train and test rows")
     parser.add_argument("data_root", type=Path, nargs="?", default=None, metavar="DATA_ROOT",
                         help="with a detector: the dataset root whose test/ clips are scored")
     parser.add_argument("--out", type=Path, required=True, metavar="SCORES_DIR", help="folder for the score files")
@@ -56,21 +63,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _score_with_detector(args: argparse.Namespace) -> int:
+    from asdlab.detector import load_detector  # imports torch; only when used
+
     if args.data_root is None:
-        raise ConfigError(f"{args.target} is a detector folder: give the DATA_ROOT whose test clips to score")
+        raise ConfigError(f"{args.target} is a detector: give the DATA_ROOT whose test clips to score")
     detector = load_detector(args.target)
     result = detector.score(args.data_root, args.out, progress=ProgressPrinter("embedding test clips"))
-    print(f"{detector.recipe}: {len(result.machines)} machine/section(s) scored -> {result.out_dir}")
+    scored = sum(len(m.test_scores) for m in result.machines)
+    print(f"{detector.recipe}: {scored} clip(s) of {len(result.machines)} machine/section(s) scored -> {result.out_dir}")
+    if result.skipped:
+        print(f"skipped {len(result.skipped)} clip(s) that could not be used (each reported above with its reason)")
     if result.summary is not None:
         print(result.summary.format_table(), end="")
     return 0
 
 
+def _is_detector(target: Path) -> bool:
+    """A detector folder, or a zip with an archive manifest (asdlab.detector_archive; an .npz is a zip too)."""
+    if (target / DETECTOR_FILE).is_file():
+        return True
+    try:
+        with zipfile.ZipFile(target) as archive:
+            return "manifest.json" in archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
-    if (args.target / DETECTOR_FILE).is_file():
+    if _is_detector(args.target):
         return _score_with_detector(args)
     if args.data_root is not None:
-        raise ConfigError(f"{args.target}: not a detector folder (no {DETECTOR_FILE}); DATA_ROOT is only for detectors")
+        raise ConfigError(f"{args.target}: not a detector folder (no {DETECTOR_FILE}) or .asdlab file; "
+                          "DATA_ROOT is only for detectors")
     settings = ScoreSettings(
         backend=args.backend, params=parse_params(args.params), normalization=args.normalize,
         threshold=args.threshold, n_folds=args.folds, seed=args.seed,

@@ -7,9 +7,11 @@ naming it; `load_clips` reports such files and goes on with the rest (STYLE.md "
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -26,7 +28,7 @@ try:
 except ImportError:  # soxr is a dependency, but a broken wheel should not stop loading
     soxr = None
 
-__all__ = ["Fit", "load_audio", "fit_length", "LoadedClips", "load_clips"]
+__all__ = ["Fit", "AudioInfo", "load_audio", "decode_audio", "probe_audio", "fit_length", "LoadedClips", "load_clips"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ def load_audio(
     fit: Fit = "pad",
     resample: bool = True,
     silence_floor: float = SILENCE_FLOOR,
+    max_duration_s: float | None = None,
 ) -> NDArray[np.float32]:
     """Load one channel of a clip as float32 in [-1, 1].
 
@@ -57,35 +60,151 @@ def load_audio(
         fit: how to reach `duration_s` (see `fit_length`).
         resample: if False, a file at another rate raises instead of being resampled.
         silence_floor: a clip whose peak |x| is at or below this counts as silent.
+        max_duration_s: refuse (before decoding) a clip longer than this; None = no limit.
 
     Returns:
         Waveform of shape (S,), float32, C-contiguous.
 
     Raises:
-        AudioError: the file is missing, unreadable or corrupt, has 0 samples, lacks
-            `channel`, holds NaN/inf, is silent, or has the wrong rate with `resample=False`.
+        AudioError: the file is missing, not a regular file, empty, not audio, truncated, unreadable
+            or corrupt, has 0 samples, lacks `channel`, holds NaN/inf, is silent, is longer than
+            `max_duration_s`, or has the wrong rate with `resample=False`.
     """
     path = Path(path)
+    if not path.exists():
+        problem = "broken symbolic link" if path.is_symlink() else "file not found"
+        raise AudioError(path, problem)
     if not path.is_file():
-        raise AudioError(path, "file not found")
+        raise AudioError(path, "not a regular file")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+    return _decode(path, path, sample_rate=sample_rate, channel=channel, duration_s=duration_s, fit=fit,
+                   resample=resample, silence_floor=silence_floor, max_duration_s=max_duration_s)
+
+
+def decode_audio(
+    data: bytes,
+    name: str,
+    *,
+    sample_rate: int = 16000,
+    channel: int = 0,
+    silence_floor: float = SILENCE_FLOOR,
+    max_duration_s: float | None = None,
+) -> NDArray[np.float32]:
+    """`load_audio` for a file held in memory (an upload): the same checks, the same samples.
+
+    Args:
+        data: the file's bytes (WAV, FLAC, ...).
+        name: what error messages call it (e.g. the upload's file name).
+        sample_rate, channel, silence_floor, max_duration_s: as in `load_audio`.
+
+    Raises:
+        AudioError: as `load_audio`, with `path` = `name`.
+    """
+    if not data:
+        raise AudioError(name, "empty file (0 bytes)")
+    return _decode(io.BytesIO(data), name, sample_rate=sample_rate, channel=channel, duration_s=None, fit="pad",
+                   resample=True, silence_floor=silence_floor, max_duration_s=max_duration_s)
+
+
+# libsndfile's header log holds `data : <declared> (should be <present>)` when a WAV's data chunk is cut
+# short; 0 and 0xFFFFFFFF are the "length unknown" sizes of streamed WAVs, which are not truncated.
+_DATA_CHUNK_LOG = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+
+
+def _truncation(extra_info: str) -> str | None:
+    match = _DATA_CHUNK_LOG.search(extra_info)
+    if match is None:
+        return None
+    declared, present = int(match[1]), int(match[2])
+    if declared in _UNKNOWN_SIZES or declared <= present:
+        return None
+    return f"truncated file: the header declares {declared} bytes of audio, the file holds {present}"
+
+
+class AudioInfo(NamedTuple):
+    """What a file's header says: sample rate (Hz), channels, samples per channel."""
+
+    sample_rate: int
+    channels: int
+    frames: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def _libsndfile_problem(exc: Exception) -> str:
+    text = str(exc)
+    if "Format not recognised" in text:
+        return "not an audio file (no format libsndfile reads: WAV, FLAC, OGG, ...)"
+    if "unimplemented format" in text or "Malformed 'fmt '" in text:  # a codec tag libsndfile lacks
+        return f"unknown or unsupported audio encoding ({text})"
+    if "lost sync" in text:  # FLAC frames end early
+        return f"truncated or corrupt audio data ({text})"
+    return f"unreadable or corrupt audio file ({text})"
+
+
+def _header(f: sf.SoundFile, name: str | os.PathLike) -> AudioInfo:
+    truncated = _truncation(f.extra_info)
+    if truncated:
+        raise AudioError(name, truncated)
+    return AudioInfo(f.samplerate, f.channels, f.frames)
+
+
+def probe_audio(data: bytes, name: str) -> AudioInfo:
+    """Check that in-memory bytes are audio libsndfile reads, and not truncated, without decoding them.
+
+    Raises:
+        AudioError: empty, not audio, an unknown encoding, a truncated or corrupt header.
+    """
+    if not data:
+        raise AudioError(name, "empty file (0 bytes)")
     try:
-        data, file_rate = sf.read(path, dtype="float32", always_2d=True)  # (S, C)
+        with sf.SoundFile(io.BytesIO(data)) as f:
+            return _header(f, name)
     except (RuntimeError, OSError) as exc:  # soundfile's LibsndfileError is a RuntimeError
-        raise AudioError(path, f"unreadable or corrupt audio file ({exc})") from None
-    n_samples, n_channels = data.shape
+        raise AudioError(name, _libsndfile_problem(exc)) from None
+
+
+def _decode(
+    source: Path | io.BytesIO,
+    name: str | os.PathLike,
+    *,
+    sample_rate: int,
+    channel: int,
+    duration_s: float | None,
+    fit: Fit,
+    resample: bool,
+    silence_floor: float,
+    max_duration_s: float | None,
+) -> NDArray[np.float32]:
+    try:
+        with sf.SoundFile(source) as f:
+            file_rate, n_channels, n_frames = _header(f, name)
+            if max_duration_s is not None and n_frames > max_duration_s * file_rate:
+                raise AudioError(name, f"clip of {n_frames / file_rate:.1f} s is longer than the "
+                                       f"{max_duration_s:g} s limit")
+            data = f.read(dtype="float32", always_2d=True)  # (S, C)
+    except (RuntimeError, OSError) as exc:  # soundfile's LibsndfileError is a RuntimeError
+        raise AudioError(name, _libsndfile_problem(exc)) from None
+    n_samples = data.shape[0]
     if n_samples == 0:
-        raise AudioError(path, "empty audio file (0 samples)")
+        raise AudioError(name, "empty audio file (0 samples)")
+    if n_frames > 0 and n_samples < n_frames:
+        raise AudioError(name, f"truncated file: {n_samples} of the {n_frames} samples its header declares")
     if not 0 <= channel < n_channels:
-        raise AudioError(path, f"channel {channel} requested but the file has {n_channels} channel(s)")
+        raise AudioError(name, f"channel {channel} requested but the file has {n_channels} channel(s)")
     wave = data[:, channel]
     if not np.isfinite(wave).all():
-        raise AudioError(path, f"channel {channel} contains NaN or inf samples")
+        raise AudioError(name, f"channel {channel} contains NaN or inf samples")
     peak = float(np.abs(wave).max())
     if peak <= silence_floor:
-        raise AudioError(path, f"all-silent audio (channel {channel} peak {peak:.3g} <= {silence_floor:.3g})")
+        raise AudioError(name, f"all-silent audio (channel {channel} peak {peak:.3g} <= {silence_floor:.3g})")
     if file_rate != sample_rate:
         if not resample:
-            raise AudioError(path, f"sample rate {file_rate} Hz, expected {sample_rate} Hz (resampling disabled)")
+            raise AudioError(name, f"sample rate {file_rate} Hz, expected {sample_rate} Hz (resampling disabled)")
         wave = _resample(wave, file_rate, sample_rate)
     if duration_s is not None:
         wave = fit_length(wave, round(duration_s * sample_rate), fit=fit)

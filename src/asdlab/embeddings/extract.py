@@ -1,8 +1,8 @@
 """Embed many clips with a backbone (waveform batch -> embedding batch) into an EmbeddingTable.
 
-Bad clips are reported and skipped; the rest are embedded. Clips are batched in file order,
-and a batch is closed early when the clip length changes, so no clip is padded or cropped
-unless the caller asks for a fixed `duration_s`.
+Bad clips are reported once and skipped; the rest are embedded. Clips are batched in file order
+with clips of their own length, so no clip is padded or cropped unless the caller asks for a fixed
+`duration_s`, and a bad clip does not change the batches of the good ones.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from asdlab.data.records import ClipRecord
 from asdlab.embeddings.table import EmbeddingTable
 from asdlab.errors import AudioError, DataError
 
-__all__ = ["ClipFailure", "EmbeddedClips", "ExtractionResult", "embed_clips", "extract_embeddings"]
+__all__ = ["ClipFailure", "EmbeddedClips", "ExtractionResult", "embed_batch", "embed_clips", "extract_embeddings"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,40 @@ class EmbeddedClips:
 
 
 @torch.inference_mode()
+def embed_batch(
+    waves: Sequence[NDArray[np.float32]], backbone: nn.Module, *, device: str | torch.device = "cpu"
+) -> tuple[NDArray[np.float32], tuple[int, ...], tuple[tuple[int, str], ...]]:
+    """One forward pass over equal-length waveforms; a clip the model refuses is retried alone and reported.
+
+    A model refuses input it cannot take (a clip shorter than one frame raises `DataError`); the batch is
+    then embedded clip by clip, so only the clips at fault are lost.
+
+    Args:
+        waves: (S,) float32 waveforms of one length S.
+        backbone: module mapping (B, S) to (B, D), in eval mode.
+        device: where `backbone` lives.
+
+    Returns:
+        (embeddings (K, D) of the clips kept, their indices into `waves`, (index, problem) of the others).
+    """
+    try:
+        batch = torch.from_numpy(np.stack(waves)).to(device)  # (B, S)
+        return backbone(batch).float().cpu().numpy(), tuple(range(len(waves))), ()
+    except DataError as error:
+        if len(waves) == 1:
+            return np.zeros((0, 0), np.float32), (), ((0, str(error)),)
+    rows, kept, failed = [], [], []
+    for i, wave in enumerate(waves):
+        embedding, ok, problems = embed_batch([wave], backbone, device=device)
+        if ok:
+            rows.append(embedding)
+            kept.append(i)
+        else:
+            failed.append((i, problems[0][1]))
+    return (np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)), tuple(kept), tuple(failed)
+
+
+@torch.inference_mode()
 def embed_clips(
     records: Sequence[ClipRecord],
     backbone: nn.Module,
@@ -71,7 +105,10 @@ def embed_clips(
     device: str | torch.device = "cpu",
     progress: ProgressCallback | None = None,
 ) -> EmbeddedClips:
-    """Embed every readable clip of `records` with `backbone`; never raises for bad clips.
+    """Embed every usable clip of `records` with `backbone`; never raises for bad clips.
+
+    Clips are batched with others of the same length in file order, so a bad clip (skipped, or of
+    another length) does not change which good clips share a batch. Each bad clip is logged once.
 
     Args: as `extract_embeddings`.
 
@@ -79,44 +116,45 @@ def embed_clips(
         `EmbeddedClips` (possibly with no rows).
     """
     backbone = backbone.to(device).eval()
-    kept: list[ClipRecord] = []
-    chunks: list[np.ndarray] = []
-    failures: list[ClipFailure] = []
-    batch_records: list[ClipRecord] = []
-    batch_waves: list[np.ndarray] = []
+    rows: dict[int, NDArray[np.float32]] = {}
+    failures: dict[int, ClipFailure] = {}
+    pending: dict[int, list[tuple[int, NDArray[np.float32]]]] = {}  # clip length -> (record index, wave)
 
-    def flush() -> None:
-        if not batch_waves:
+    def flush(length: int) -> None:
+        group = pending.pop(length, [])
+        if not group:
             return
-        waves = torch.from_numpy(np.stack(batch_waves)).to(device)  # (B, S)
-        chunks.append(backbone(waves).float().cpu().numpy())
-        kept.extend(batch_records)
-        batch_records.clear()
-        batch_waves.clear()
+        embeddings, kept, failed = embed_batch([wave for _, wave in group], backbone, device=device)
+        for row, i in enumerate(kept):
+            rows[group[i][0]] = embeddings[row]
+        for i, problem in failed:
+            index = group[i][0]
+            failures[index] = ClipFailure(Path(records[index].path), problem)
+            logger.warning("skipping %s: %s", records[index].path, problem)
 
     total = len(records)
     if progress is not None:
         progress(0, total)
-    for done, record in enumerate(records, start=1):
+    for index, record in enumerate(records):
         try:
             wave = load_audio(record.path, sample_rate=sample_rate, duration_s=duration_s)
         except AudioError as error:
             logger.warning("skipping %s", error)
-            failures.append(ClipFailure(Path(record.path), error.problem))
+            failures[index] = ClipFailure(Path(record.path), error.problem)
             continue
-        if batch_waves and len(wave) != len(batch_waves[0]):
-            flush()
-        batch_records.append(record)
-        batch_waves.append(wave)
-        if len(batch_waves) == batch_size:
-            flush()
+        pending.setdefault(len(wave), []).append((index, wave))
+        if len(pending[len(wave)]) == batch_size:
+            flush(len(wave))
             if progress is not None:
-                progress(done, total)
-    flush()
+                progress(index + 1, total)
+    for length in list(pending):
+        flush(length)
     if progress is not None:
         progress(total, total)
-    embeddings = np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
-    return EmbeddedClips(records=tuple(kept), embeddings=embeddings, failures=tuple(failures))
+    kept = sorted(rows)
+    embeddings = np.stack([rows[i] for i in kept]) if kept else np.zeros((0, 0), dtype=np.float32)
+    return EmbeddedClips(records=tuple(records[i] for i in kept), embeddings=embeddings,
+                         failures=tuple(failures[i] for i in sorted(failures)))
 
 
 def extract_embeddings(
@@ -142,7 +180,7 @@ def extract_embeddings(
         progress: called as `progress(clips_done, clips_total)` after each batch.
 
     Returns:
-        The embeddings table and the clips that failed (each also logged as a warning).
+        The embeddings table and the clips that failed (each also logged once as a warning).
 
     Raises:
         DataError: no clip at all could be embedded.

@@ -27,6 +27,7 @@ from asdlab.metrics.dcase import MAX_FPR, EvaluationSummary, Rule, SectionScores
 
 __all__ = [
     "ScoreKind",
+    "MissingScores",
     "score_file_name",
     "write_anomaly_scores",
     "write_decisions",
@@ -46,6 +47,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ScoreKind = Literal["anomaly_score", "decision_result"]
+# What to do with ground-truth clips that have no score: fail as the DCASE evaluator does, or evaluate
+# the clips that have one with a warning (a scoring run that skipped unreadable clips).
+MissingScores = Literal["error", "warn"]
 
 # 2021+ `..._section_00_test.csv`, 2021's per-domain `..._section_00_source_test.csv`, 2020's `..._id_00.csv`.
 _SCORE_FILE = re.compile(
@@ -438,6 +442,7 @@ def align_scores(
     truth: Mapping[tuple[str, str], SectionTruth],
     *,
     machines: Sequence[str] | None = None,
+    missing: MissingScores = "error",
 ) -> list[SectionScores]:
     """Pair each ground-truth section with its score file, sorted by file name as the evaluator does.
 
@@ -445,6 +450,8 @@ def align_scores(
         scores_dir: folder of `anomaly_score_<machine>_section_<SS>_test.csv` files.
         truth: from `load_ground_truth`.
         machines: evaluate only these machine types (default: every one in the ground truth).
+        missing: "error" when a ground-truth clip has no score (the evaluator's rule), or "warn": log
+            how many lack one and evaluate the others.
 
     Returns:
         One `SectionScores` per (machine, section).
@@ -474,12 +481,19 @@ def align_scores(
                     raise EvaluationError(f"{path}: clip {name!r} is scored twice")
                 scored[key] = float(value)
         where = ", ".join(str(p) for p in paths)
-        missing = set(gt.filenames) - set(scored)
+        unscored = set(gt.filenames) - set(scored)
         extra = set(scored) - set(gt.filenames)
-        if missing or extra:
+        if unscored and missing == "warn" and not extra and len(unscored) < len(gt.filenames):
+            logger.warning(
+                "%s section %s: %d ground-truth clips have no score (%s); evaluating the %d that have one",
+                gt.machine, gt.section, len(unscored), _few(unscored), len(gt.filenames) - len(unscored),
+            )
+            gt = _scored_only(gt, scored)
+            unscored = set()
+        if unscored or extra:
             parts = []
-            if missing:
-                parts.append(f"{len(missing)} ground-truth clips have no score ({_few(missing)})")
+            if unscored:
+                parts.append(f"{len(unscored)} ground-truth clips have no score ({_few(unscored)})")
             if extra:
                 parts.append(f"{len(extra)} scored clips are not in the ground truth ({_few(extra)})")
             raise EvaluationError(f"{where} vs ground truth in {gt.source}: " + "; ".join(parts))
@@ -499,6 +513,15 @@ def align_scores(
     return sections
 
 
+def _scored_only(gt: SectionTruth, scored: Mapping[str, float]) -> SectionTruth:
+    keep = np.array([name in scored for name in gt.filenames])
+    return SectionTruth(
+        machine=gt.machine, section=gt.section, filenames=tuple(n for n, k in zip(gt.filenames, keep) if k),
+        labels=gt.labels[keep], domains=None if gt.domains is None else gt.domains[keep],
+        aliases=gt.aliases, source=gt.source,
+    )
+
+
 def write_summary_csv(summary: EvaluationSummary, path: str | os.PathLike) -> Path:
     """Write `summary.to_csv()` atomically; returns the path."""
     path = Path(path)
@@ -514,6 +537,7 @@ def evaluate_scores_dir(
     machines: Sequence[str] | None = None,
     max_fpr: float = MAX_FPR,
     confidence_interval: bool = True,
+    missing: MissingScores = "error",
 ) -> EvaluationSummary:
     """Evaluate a folder of DCASE score files against a dataset root or an evaluator folder.
 
@@ -524,6 +548,8 @@ def evaluate_scores_dir(
         machines: evaluate only these machine types.
         max_fpr: pAUC's false-positive-rate limit.
         confidence_interval: compute the evaluator's jackknife interval.
+        missing: ground-truth clips without a score: "error" (the evaluator's rule) or "warn"
+            (see `align_scores`).
 
     Returns:
         The `EvaluationSummary`.
@@ -532,5 +558,5 @@ def evaluate_scores_dir(
         EvaluationError: missing or misaligned files, or any metric error.
     """
     truth = load_ground_truth(ground_truth)
-    sections = align_scores(scores_dir, truth, machines=machines)
+    sections = align_scores(scores_dir, truth, machines=machines, missing=missing)
     return evaluate(sections, rule=rule, max_fpr=max_fpr, confidence_interval=confidence_interval)

@@ -131,7 +131,9 @@ def _open_partial(folder: Path, key: str, settings: dict[str, Any], n_clips: int
             state = json.loads(state_path.read_text())
         except (OSError, json.JSONDecodeError):
             state = {}
-        if restart or (not state and not any(folder.glob("chunk-*.npz"))):  # nothing worth keeping
+        # Without its state.json a folder holds nothing to trust: the state is written before any chunk,
+        # so chunks without it are the remains of a finished run's clean-up that was killed.
+        if restart or not state:
             logger.info("%s: discarding earlier partial state", folder)
             shutil.rmtree(folder)
         elif state.get("key") != key:
@@ -297,6 +299,10 @@ def embed_dataset(
         ClipFailure(Path(records[i].path), str(problem))
         for a in rows for i, problem in zip(a["failed"].tolist(), a["problems"].tolist(), strict=True)
     )
+    for a in rows:  # clips met by the interrupted run were reported there; report them in this one too
+        for i, problem in zip(a["failed"].tolist(), a["problems"].tolist(), strict=True):
+            if i < resumed:
+                logger.warning("skipping %s: %s", records[i].path, problem)
     if len(kept) == 0:
         raise DataError(f"{root}: none of the {total} clips could be embedded ({len(failures)} failed)")
     table = EmbeddingTable.from_records([records[i] for i in kept], np.concatenate([a["embeddings"] for a in rows]))
@@ -324,7 +330,11 @@ def embed_dataset(
     table.save(out_path)
     sidecar = metadata_path(out_path)
     atomic_write_text(sidecar, json.dumps(metadata, indent=2, sort_keys=True, default=str) + "\n")
-    shutil.rmtree(folder)
+    # Renamed first, so a kill during the removal leaves no partial folder that looks unfinished.
+    finished = folder.with_name(folder.name + ".finished")
+    shutil.rmtree(finished, ignore_errors=True)
+    folder.rename(finished)
+    shutil.rmtree(finished)
     logger.info("%s: %d clips embedded, %d skipped", out_path, len(table), len(failures))
     return EmbedResult(
         table_path=out_path, metadata_path=sidecar, table=table, failures=failures,

@@ -79,8 +79,8 @@ def fit_detector(
 
     backbone = load_backbone(build.backbone)
     extraction = extract_embeddings(records, backbone, sample_rate=backbone.sample_rate)
-    for failure in extraction.failures:
-        log(f"skipped {failure.path}: {failure.problem}")
+    if extraction.failures:  # each one was logged once, with its reason, when it was met
+        log(f"{len(extraction.failures)} training clip(s) could not be used and were left out")
     info = {"data_root": str(Path(root).resolve()), "seed": seed, "config": to_dict(config), **provenance()}
     detector = save_detector(model_dir, backbone=build.backbone, train=extraction.table, scoring=config.scoring,
                              recipe=config.name, info=info)

@@ -27,9 +27,11 @@ from asdlab.backends.registry import make_backend
 from asdlab.backends.thresholds import ThresholdMethod, decide, fit_threshold
 from asdlab.embeddings.table import EmbeddingTable
 from asdlab.errors import ConfigError, DataError, EvaluationError
-from asdlab.metrics.dcase import EvaluationSummary
+from asdlab.metrics.dcase import EvaluationSummary, evaluate
 from asdlab.metrics.files import (
-    evaluate_scores_dir,
+    MissingScores,
+    align_scores,
+    load_ground_truth,
     read_anomaly_scores,
     score_file_name,
     write_anomaly_scores,
@@ -42,6 +44,8 @@ __all__ = [
     "Backend",
     "Normalization",
     "MachineScores",
+    "MachineReference",
+    "fit_machine_reference",
     "score_machines",
     "write_score_files",
     "training_score_file_name",
@@ -111,6 +115,84 @@ def _out_of_fold_scores(
     return scores
 
 
+@dataclass(frozen=True, eq=False)
+class MachineReference:
+    """What scoring one (machine, section) needs, fitted on its normal training embeddings.
+
+    Attributes:
+        backend: the fitted backend (higher = more anomalous).
+        normalizer: the fitted per-machine normalisation, or None for "none".
+        train_filenames: the training clips.
+        train_scores: their out-of-fold scores, on the written (normalised) scale.
+        threshold: the decision threshold on that scale.
+    """
+
+    machine: str
+    section: str
+    backend: Backend
+    normalizer: ScoreNormalizer | None
+    train_filenames: NDArray[np.str_]
+    train_scores: NDArray[np.float64]
+    threshold: float
+
+    def score(self, embeddings: NDArray[np.floating]) -> NDArray[np.float64]:
+        """Scores (N,) of embeddings (N, D) on the written scale; each row's score depends on that row only."""
+        scores = np.asarray(self.backend.score_samples(embeddings), dtype=np.float64)
+        return scores if self.normalizer is None else self.normalizer.transform(scores)
+
+    def percentile(self, scores: NDArray[np.floating]) -> NDArray[np.float64]:
+        """Percent (0-100) of the training clips' out-of-fold scores at or below each score."""
+        ranked = np.sort(self.train_scores)
+        return 100.0 * np.searchsorted(ranked, np.asarray(scores, dtype=np.float64), side="right") / len(ranked)
+
+
+def _check_methods(threshold_method: str, normalization: str) -> None:
+    if threshold_method not in _THRESHOLDS:
+        raise ConfigError(f"threshold method must be one of {_THRESHOLDS}, got {threshold_method!r}")
+    if normalization not in _NORMALIZATIONS:
+        raise ConfigError(f"normalization must be one of {_NORMALIZATIONS}, got {normalization!r}")
+
+
+def fit_machine_reference(
+    train: EmbeddingTable,
+    make_backend: Callable[[], Backend],
+    *,
+    threshold_method: ThresholdMethod = "gamma",
+    normalization: Normalization = "none",
+    n_folds: int = 5,
+    seed: int = 0,
+) -> MachineReference:
+    """Fit the backend, the out-of-fold training scores, the normalisation and the threshold of one machine.
+
+    Args:
+        train: the training rows of one (machine, section).
+        make_backend, threshold_method, normalization, n_folds, seed: as in `score_machines`.
+
+    Raises:
+        ConfigError: unknown threshold method or normalisation.
+        DataError: no training rows, or more than one (machine, section).
+    """
+    _check_methods(threshold_method, normalization)
+    pairs = set(zip(train.machine.tolist(), train.section.tolist()))
+    if len(pairs) != 1:
+        raise DataError(f"a machine reference is fitted on one (machine, section), got {sorted(pairs)}")
+    machine, section = pairs.pop()
+    train_domains = np.where(train.domain == "", "source", train.domain)
+    backend = make_backend().fit(train.embeddings, domains=train_domains)
+    train_scores = _out_of_fold_scores(
+        make_backend, train.embeddings, train_domains, n_folds=min(n_folds, len(train)), seed=seed
+    )
+    normalizer = None
+    if normalization != "none":
+        normalizer = ScoreNormalizer(normalization).fit(train_scores)
+        train_scores = normalizer.transform(train_scores)
+    return MachineReference(
+        machine=machine, section=section, backend=backend, normalizer=normalizer,
+        train_filenames=train.filename, train_scores=train_scores,
+        threshold=float(fit_threshold(train_scores, method=threshold_method)),
+    )
+
+
 def score_machines(
     table: EmbeddingTable,
     make_backend: Callable[[], Backend],
@@ -135,10 +217,7 @@ def score_machines(
         ConfigError: unknown threshold method or normalisation.
         DataError: a machine has test clips but no training clips.
     """
-    if threshold_method not in _THRESHOLDS:
-        raise ConfigError(f"threshold method must be one of {_THRESHOLDS}, got {threshold_method!r}")
-    if normalization not in _NORMALIZATIONS:
-        raise ConfigError(f"normalization must be one of {_NORMALIZATIONS}, got {normalization!r}")
+    _check_methods(threshold_method, normalization)
     results = []
     for machine, section in sorted(set(zip(table.machine.tolist(), table.section.tolist()))):
         rows = (table.machine == machine) & (table.section == section)
@@ -148,26 +227,21 @@ def score_machines(
             continue
         if len(train) == 0:
             raise DataError(f"machine {machine!r} section {section}: test clips but no training clips")
-        train_domains = np.where(train.domain == "", "source", train.domain)
-        backend = make_backend().fit(train.embeddings, domains=train_domains)
-        test_scores = np.asarray(backend.score_samples(test.embeddings), dtype=np.float64)
-        train_scores = _out_of_fold_scores(
-            make_backend, train.embeddings, train_domains, n_folds=min(n_folds, len(train)), seed=seed
+        reference = fit_machine_reference(
+            train, make_backend, threshold_method=threshold_method, normalization=normalization,
+            n_folds=n_folds, seed=seed,
         )
-        if normalization != "none":
-            normalizer = ScoreNormalizer(normalization).fit(train_scores)
-            test_scores, train_scores = normalizer.transform(test_scores), normalizer.transform(train_scores)
-        threshold = fit_threshold(train_scores, method=threshold_method)
+        test_scores = reference.score(test.embeddings)
         results.append(
             MachineScores(
                 machine=machine,
                 section=section,
                 test_filenames=test.filename,
                 test_scores=test_scores,
-                train_filenames=train.filename,
-                train_scores=train_scores,
-                threshold=float(threshold),
-                decisions=decide(test_scores, threshold).astype(np.int64),
+                train_filenames=reference.train_filenames,
+                train_scores=reference.train_scores,
+                threshold=reference.threshold,
+                decisions=decide(test_scores, reference.threshold).astype(np.int64),
             )
         )
         logger.info("scored %s section %s: %d test clips", machine, section, len(test))
@@ -253,12 +327,16 @@ class ScoreSettings:
 
 @dataclass(frozen=True)
 class ScoringResult:
-    """What `score_embeddings` wrote: the folder, per-machine scores, the evaluation (None without truth)."""
+    """What `score_embeddings` wrote: the folder, per-machine scores, the evaluation (None without truth).
+
+    `skipped` lists (path, problem) of clips that could not be scored, when the caller embedded them.
+    """
 
     out_dir: Path
     machines: tuple[MachineScores, ...]
     summary: EvaluationSummary | None
     ground_truth: Path | None
+    skipped: tuple[tuple[str, str], ...] = ()
 
 
 def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
@@ -328,6 +406,7 @@ def score_embeddings(
     *,
     ground_truth: str | os.PathLike | None = None,
     confidence_interval: bool = True,
+    missing_scores: MissingScores = "warn",
 ) -> ScoringResult:
     """The scoring stage, files in and files out: embeddings -> DCASE score files (+ evaluation).
 
@@ -342,6 +421,9 @@ def score_embeddings(
         settings: backend, parameters, normalisation, threshold.
         ground_truth: dataset root or evaluator folder; None to use the table's labels if any.
         confidence_interval: compute the evaluator's jackknife interval.
+        missing_scores: ground-truth clips the table lacks (clips skipped when embedding): "warn"
+            evaluates the others with a warning naming how many (and leaves the run unevaluated, with
+            a warning, when what is left cannot be evaluated); "error" refuses, as the DCASE evaluator.
 
     Raises:
         ConfigError: unknown backend, parameter, normalisation or threshold method.
@@ -383,6 +465,16 @@ def score_embeddings(
     summary = None
     if truth is not None:
         machines = sorted({r.machine for r in results})
-        summary = evaluate_scores_dir(out_dir, truth, machines=machines, confidence_interval=confidence_interval)
-        write_summary_csv(summary, out_dir / "evaluation.csv")
+        truth_sections = load_ground_truth(truth)
+        sections = align_scores(out_dir, truth_sections, machines=machines, missing=missing_scores)
+        lacking = sum(len(truth_sections[s.machine, s.section].filenames) - len(s.filenames) for s in sections)
+        try:
+            summary = evaluate(sections, confidence_interval=confidence_interval)
+        except EvaluationError as error:
+            if not lacking:
+                raise
+            logger.warning("not evaluated: %d ground-truth clips have no score and the others cannot be "
+                           "evaluated alone (%s)", lacking, error)
+        if summary is not None:
+            write_summary_csv(summary, out_dir / "evaluation.csv")
     return ScoringResult(out_dir=out_dir, machines=tuple(results), summary=summary, ground_truth=truth)

@@ -99,7 +99,8 @@ def test_duration_in_seconds(tmp_path):
 
 @pytest.mark.parametrize(("make", "match"), [
     (lambda p: p.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 4), "unreadable or corrupt"),
-    (lambda p: p.write_bytes(b""), "unreadable or corrupt"),
+    (lambda p: p.write_bytes(b""), r"empty file \(0 bytes\)"),
+    (lambda p: p.write_text("not audio at all\n" * 20), "not an audio file"),
     (lambda p: _write(p, np.zeros((0, 1), np.float32)), r"empty audio file \(0 samples\)"),
     (lambda p: _write(p, np.zeros(400, np.float32)), "all-silent audio"),
     (lambda p: _write(p, np.full(400, 1e-9, np.float32), subtype="FLOAT"), "all-silent audio"),
