@@ -42,7 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="EAT clip embedding (default cls); the MobileNet takes mean only")
     parser.add_argument("--out", required=True, metavar="FILE.npz", help="the embeddings table to write")
     parser.add_argument("--batch-size", type=int, default=16, help="clips per forward pass (default 16)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--device", default="auto", help="auto (the GPU when there is one), cpu, cuda or cuda:N")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="auto = bf16 autocast on a GPU, fp32 on a CPU (the fbank is always fp32)")
+    parser.add_argument("--num-workers", type=int, default=None, metavar="N",
+                        help="processes decoding clips ahead of the model (default: 0 on a CPU; on a GPU one per "
+                             "CPU core but one, at most 16)")
     parser.add_argument("--split", choices=("train", "test"), default=None, help="only this split (default both)")
     parser.add_argument("--machines", nargs="+", default=None, metavar="MACHINE",
                         help="only these machine types (default all)")
@@ -88,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         chunk_batches=args.checkpoint_every,
         restart=args.restart,
         progress=ProgressPrinter("embedding clips"),
+        num_workers=args.num_workers,
+        precision=args.precision,
     )
     if result.resumed_clips:
         print(f"resumed: {result.resumed_clips} clips came from the interrupted run")

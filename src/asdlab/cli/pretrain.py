@@ -69,6 +69,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=None, help="updates between checkpoints (default 1000)")
     parser.add_argument("--log-every", type=int, default=None, help="updates between progress lines (default 10)")
     parser.add_argument("--seed", type=int, default=None, help="seed of initialisation, data order and masks (default 0)")
+    parser.add_argument("--decoder-conv", default=None, choices=("auto", "conv", "conv-nhwc", "matmul"),
+                        help="how the decoder computes its grouped convolutions (same result; default auto: the "
+                             "fastest measured on a GPU, conv on a CPU)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="torch.compile the DAP objective (default: off on a CPU; see GPU_COMPILE on a GPU)")
     parser.add_argument("--resume", action="store_true", help="continue from DIR/last.ckpt")
     parser.set_defaults(func=run)
 
@@ -86,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr, warmup_steps=args.warmup, duration_s=args.duration_s, precision=args.precision,
         accelerator=args.accelerator, devices=devices, num_nodes=args.num_nodes, strategy=args.strategy,
         num_workers=args.num_workers, checkpoint_every=args.checkpoint_every, log_every=args.log_every,
-        seed=args.seed,
+        seed=args.seed, decoder_conv=args.decoder_conv, compile=args.compile,
     )
 
     def show(report) -> None:

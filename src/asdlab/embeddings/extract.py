@@ -2,27 +2,31 @@
 
 Bad clips are reported and skipped; the rest are embedded. Clips are batched in file order,
 and a batch is closed early when the clip length changes, so no clip is padded or cropped
-unless the caller asks for a fixed `duration_s`.
+unless the caller asks for a fixed `duration_s`. Decoding and resampling can run in DataLoader
+worker processes, a batch at a time, while the model embeds the previous batches.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from torch import nn
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
 
 from asdlab.data.audio import load_audio
 from asdlab.data.records import ClipRecord
 from asdlab.embeddings.table import EmbeddingTable
-from asdlab.errors import AudioError, DataError
+from asdlab.errors import AudioError, ConfigError, DataError
 
-__all__ = ["ClipFailure", "EmbeddedClips", "ExtractionResult", "embed_clips", "extract_embeddings"]
+__all__ = ["ClipFailure", "EmbeddedClips", "ExtractionResult", "Precision", "embed_clips", "extract_embeddings",
+           "iter_embedded_chunks", "resolve_inference_precision"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +64,135 @@ class EmbeddedClips:
     failures: tuple[ClipFailure, ...]
 
 
-@torch.inference_mode()
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+def resolve_inference_precision(precision: str, device: torch.device) -> str:
+    """"auto" -> "bf16" on a GPU, "fp32" elsewhere; "fp32" / "bf16" as given.
+
+    Raises:
+        ConfigError: another value.
+    """
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ConfigError(f"precision must be auto, fp32 or bf16, got {precision!r}")
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return precision
+
+
+class _DecodedBatches(Dataset):
+    """Item i = the clips records[i * size : (i + 1) * size] decoded, for DataLoader workers.
+
+    An item is (runs, failures): runs of consecutive clips of one length stacked as (n, S) tensors
+    with their positions, so a worker hands whole batches over in shared memory; failures are
+    (position, path, problem).
+    """
+
+    def __init__(self, records: Sequence[ClipRecord], *, size: int, sample_rate: int, duration_s: float | None):
+        self.records, self.size = records, size
+        self.sample_rate, self.duration_s = sample_rate, duration_s
+
+    def __len__(self) -> int:
+        return -(-len(self.records) // self.size)
+
+    def __getitem__(self, index: int) -> tuple[list[tuple[list[int], Tensor]], list[tuple[int, str, str]]]:
+        runs: list[tuple[list[int], list[np.ndarray]]] = []
+        failures: list[tuple[int, str, str]] = []
+        start = index * self.size
+        for position in range(start, min(start + self.size, len(self.records))):
+            record = self.records[position]
+            try:
+                wave = load_audio(record.path, sample_rate=self.sample_rate, duration_s=self.duration_s)
+            except AudioError as error:
+                failures.append((position, str(record.path), error.problem))
+                continue
+            if runs and len(runs[-1][1][0]) == len(wave):
+                runs[-1][0].append(position)
+                runs[-1][1].append(wave)
+            else:
+                runs.append(([position], [wave]))
+        return [(positions, torch.from_numpy(np.stack(waves))) for positions, waves in runs], failures
+
+
+def iter_embedded_chunks(
+    records: Sequence[ClipRecord],
+    backbone: nn.Module,
+    *,
+    chunk_size: int,
+    sample_rate: int = 16000,
+    duration_s: float | None = None,
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+    progress: ProgressCallback | None = None,
+    num_workers: int = 0,
+    precision: Precision = "auto",
+) -> Iterator[tuple[int, EmbeddedClips]]:
+    """Embed `records` chunk by chunk through one data pipeline: (start, clips of records[start :
+    start + chunk_size]) for consecutive chunks, so a caller can save each while the next is decoded.
+
+    Args: as `extract_embeddings`, and `chunk_size`, a multiple of `batch_size`.
+
+    Raises:
+        ConfigError: `chunk_size` is not a positive multiple of `batch_size`.
+    """
+    if batch_size < 1 or chunk_size < 1 or chunk_size % batch_size:
+        raise ConfigError(f"chunk_size ({chunk_size}) must be a positive multiple of batch_size ({batch_size})")
+    device = torch.device(device)
+    autocast = resolve_inference_precision(precision, device) == "bf16"
+    backbone = backbone.to(device).eval()
+    total = len(records)
+    state: dict = {"kept": [], "outputs": [], "failures": []}  # of the current chunk
+    pending: list[tuple[Tensor, list[int]]] = []  # (rows (n, S), positions) waiting to fill a batch
+    pending_rows = 0
+
+    def flush() -> None:
+        nonlocal pending_rows
+        if not pending:
+            return
+        waves = pending[0][0] if len(pending) == 1 else torch.cat([rows for rows, _ in pending])  # (B, S)
+        with torch.inference_mode(), torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
+            state["outputs"].append(backbone(waves.to(device, non_blocking=True)).float())  # left on the device
+        state["kept"].extend(records[i] for _, positions in pending for i in positions)
+        pending.clear()
+        pending_rows = 0
+
+    def finish_chunk() -> EmbeddedClips:
+        flush()
+        outputs = state["outputs"]
+        embeddings = torch.cat(outputs).cpu().numpy() if outputs else np.zeros((0, 0), dtype=np.float32)
+        clips = EmbeddedClips(records=tuple(state["kept"]), embeddings=embeddings, failures=tuple(state["failures"]))
+        state.update(kept=[], outputs=[], failures=[])
+        return clips
+
+    if progress is not None:
+        progress(0, total)
+    batches = _DecodedBatches(records, size=batch_size, sample_rate=sample_rate, duration_s=duration_s)
+    loader = DataLoader(batches, batch_size=None, num_workers=num_workers, pin_memory=device.type == "cuda",
+                        prefetch_factor=4 if num_workers else None)
+    per_chunk = chunk_size // batch_size
+    for index, (runs, bad) in enumerate(loader):
+        for position, path, problem in bad:
+            logger.warning("skipping %s: %s", path, problem)
+            state["failures"].append(ClipFailure(Path(path), problem))
+        for positions, waves in runs:
+            if pending and waves.shape[1] != pending[0][0].shape[1]:
+                flush()  # a batch holds clips of one length
+            taken = 0
+            while taken < len(positions):
+                room = batch_size - pending_rows
+                pending.append((waves[taken : taken + room], positions[taken : taken + room]))
+                pending_rows += len(pending[-1][1])
+                taken += room
+                if pending_rows == batch_size:
+                    flush()
+        done = min((index + 1) * batch_size, total)
+        if (index + 1) % per_chunk == 0 or done == total:
+            start = (index // per_chunk) * chunk_size
+            yield start, finish_chunk()
+        if progress is not None:
+            progress(done, total)
+
+
 def embed_clips(
     records: Sequence[ClipRecord],
     backbone: nn.Module,
@@ -70,6 +202,8 @@ def embed_clips(
     batch_size: int = 16,
     device: str | torch.device = "cpu",
     progress: ProgressCallback | None = None,
+    num_workers: int = 0,
+    precision: Precision = "auto",
 ) -> EmbeddedClips:
     """Embed every readable clip of `records` with `backbone`; never raises for bad clips.
 
@@ -78,45 +212,16 @@ def embed_clips(
     Returns:
         `EmbeddedClips` (possibly with no rows).
     """
-    backbone = backbone.to(device).eval()
-    kept: list[ClipRecord] = []
-    chunks: list[np.ndarray] = []
-    failures: list[ClipFailure] = []
-    batch_records: list[ClipRecord] = []
-    batch_waves: list[np.ndarray] = []
-
-    def flush() -> None:
-        if not batch_waves:
-            return
-        waves = torch.from_numpy(np.stack(batch_waves)).to(device)  # (B, S)
-        chunks.append(backbone(waves).float().cpu().numpy())
-        kept.extend(batch_records)
-        batch_records.clear()
-        batch_waves.clear()
-
-    total = len(records)
-    if progress is not None:
-        progress(0, total)
-    for done, record in enumerate(records, start=1):
-        try:
-            wave = load_audio(record.path, sample_rate=sample_rate, duration_s=duration_s)
-        except AudioError as error:
-            logger.warning("skipping %s", error)
-            failures.append(ClipFailure(Path(record.path), error.problem))
-            continue
-        if batch_waves and len(wave) != len(batch_waves[0]):
-            flush()
-        batch_records.append(record)
-        batch_waves.append(wave)
-        if len(batch_waves) == batch_size:
-            flush()
-            if progress is not None:
-                progress(done, total)
-    flush()
-    if progress is not None:
-        progress(total, total)
-    embeddings = np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
-    return EmbeddedClips(records=tuple(kept), embeddings=embeddings, failures=tuple(failures))
+    if not records:
+        if progress is not None:
+            progress(0, 0)
+        return EmbeddedClips(records=(), embeddings=np.zeros((0, 0), dtype=np.float32), failures=())
+    chunk = -(-len(records) // batch_size) * batch_size
+    chunks = iter_embedded_chunks(
+        records, backbone, chunk_size=chunk, sample_rate=sample_rate, duration_s=duration_s,
+        batch_size=batch_size, device=device, progress=progress, num_workers=num_workers, precision=precision,
+    )
+    return next(chunks)[1]
 
 
 def extract_embeddings(
@@ -128,6 +233,8 @@ def extract_embeddings(
     batch_size: int = 16,
     device: str | torch.device = "cpu",
     progress: ProgressCallback | None = None,
+    num_workers: int = 0,
+    precision: Precision = "auto",
 ) -> ExtractionResult:
     """Embed every clip of `records` with `backbone`.
 
@@ -140,6 +247,10 @@ def extract_embeddings(
         batch_size: clips per forward pass.
         device: where the backbone runs.
         progress: called as `progress(clips_done, clips_total)` after each batch.
+        num_workers: DataLoader processes decoding and resampling clips ahead of the model (0 =
+            in this process); batches go to a GPU from pinned memory.
+        precision: "auto" (bf16 autocast on a GPU, fp32 elsewhere), "fp32" or "bf16". The front
+            end's fbank always runs in fp32.
 
     Returns:
         The embeddings table and the clips that failed (each also logged as a warning).
@@ -149,7 +260,7 @@ def extract_embeddings(
     """
     clips = embed_clips(
         records, backbone, sample_rate=sample_rate, duration_s=duration_s, batch_size=batch_size,
-        device=device, progress=progress,
+        device=device, progress=progress, num_workers=num_workers, precision=precision,
     )
     if not clips.records:
         raise DataError(f"none of the {len(records)} clips could be embedded ({len(clips.failures)} failed)")
