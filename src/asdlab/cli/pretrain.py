@@ -75,12 +75,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                         help="torch.compile the DAP objective (default: off on a CPU; see GPU_COMPILE on a GPU)")
     parser.add_argument("--resume", action="store_true", help="continue from DIR/last.ckpt")
+    parser.add_argument("--stop-after", type=int, default=None, metavar="N",
+                        help="stop after N updates of this call, with a checkpoint, to continue with --resume "
+                             "(e.g. within a job's time limit)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Pre-train, printing one progress line per report, then where the encoder went."""
     from asdlab.pipeline.pretrain import PretrainSettings, run_pretraining, with_overrides  # imports torch
+    from asdlab.training.loop import is_global_zero
 
     devices = args.devices
     if devices is not None and devices != "auto":
@@ -97,7 +101,10 @@ def run(args: argparse.Namespace) -> int:
     def show(report) -> None:
         print(format_progress(report), flush=True)
 
-    result = run_pretraining(args.data_roots, args.out, settings, resume=args.resume, progress=show)
+    result = run_pretraining(args.data_roots, args.out, settings, resume=args.resume, progress=show,
+                             stop_after=args.stop_after)
+    if not is_global_zero():  # every rank ran the same training; one reports it
+        return 0
     print(f"pre-trained on {result.clips} clips for {result.steps} updates ({result.wall_s:.1f} s); "
           f"DAP encoder: {result.encoder_path}; teacher: {result.teacher_path}; log: {result.log_path}")
     sys.stdout.flush()

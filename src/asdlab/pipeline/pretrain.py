@@ -34,7 +34,7 @@ from asdlab.features.level import Level
 from asdlab.features.normalize import EATFrontEnd
 from asdlab.pipeline.config_io import check_resume_settings, write_run_settings
 from asdlab.training.ema import EMASchedule
-from asdlab.training.loop import ProgressCallback, TrainSettings, resolve_precision, train
+from asdlab.training.loop import ProgressCallback, TrainSettings, is_global_zero, resolve_precision, train
 from asdlab.training.ufo import DAPTask, UtteranceReduction
 
 __all__ = ["PretrainSettings", "PretrainResult", "run_pretraining", "build_dap_task", "step_options", "ENCODER_NAME",
@@ -289,12 +289,6 @@ def _frames_for(num_samples: int, target_frames: int | None) -> int:
     return min(16 * math.ceil(frames / 16), 16 * 768)  # the position table's limit, ~123 s
 
 
-def _is_rank_zero() -> bool:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank() == 0
-    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) == 0
-
-
 def run_pretraining(
     data_roots: Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
@@ -302,6 +296,7 @@ def run_pretraining(
     *,
     resume: bool = False,
     progress: ProgressCallback | None = None,
+    stop_after: int | None = None,
 ) -> PretrainResult:
     """Domain-adaptive pre-training on the train clips of `data_roots` (no labels used).
 
@@ -312,6 +307,8 @@ def run_pretraining(
         settings: see `PretrainSettings`.
         resume: continue from `<out_dir>/last.ckpt` (same settings except hardware and logging).
         progress: called with each `TrainProgress` (step, loss parts, lr, EMA decay, clips/s, ETA).
+        stop_after: stop after this many updates (checkpoint and encoder files written), to
+            continue later with `resume`; None = run to `settings.steps`.
 
     Returns:
         `PretrainResult`.
@@ -337,16 +334,17 @@ def run_pretraining(
     logger.info("clips of %.2f s -> %d fbank frames (%d patches)", dataset.duration_s, target_frames,
                 target_frames // 16 * 8)
     task = build_dap_task(settings, target_frames=target_frames)
-    if _is_rank_zero():
+    if is_global_zero():
         out_dir.mkdir(parents=True, exist_ok=True)
         write_run_settings(settings_path, settings)
 
     start = time.perf_counter()
-    result = train(task, dataset, settings.train_settings(), out_dir=out_dir, resume=resume, progress=progress)
+    result = train(task, dataset, settings.train_settings(), out_dir=out_dir, resume=resume, progress=progress,
+                   stop_after=stop_after)
     wall_s = time.perf_counter() - start
 
     encoder_path, teacher_path = out_dir / ENCODER_NAME, out_dir / TEACHER_NAME
-    if _is_rank_zero():
+    if is_global_zero():
         extra = {
             "init": str(settings.init or "scratch"),
             "steps": str(result.steps),

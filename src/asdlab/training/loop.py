@@ -40,6 +40,7 @@ __all__ = [
     "make_adamw",
     "epoch_batches",
     "resolve_precision",
+    "is_global_zero",
 ]
 
 logger = logging.getLogger(__name__)
@@ -295,6 +296,27 @@ def _make_fabric(settings: TrainSettings):
     )
 
 
+@torch.no_grad()
+def _rank_weight_spread(fabric, task: nn.Module) -> float:
+    """Largest difference across ranks of each parameter tensor's sum and sum of squares (float64)."""
+    parts = [torch.stack([p.double().sum(), p.double().square().sum()]) for p in task.parameters()]
+    fingerprint = torch.cat(parts).to(fabric.device)  # (2 x tensors,)
+    highest = fabric.all_reduce(fingerprint.clone(), reduce_op=torch.distributed.ReduceOp.MAX)
+    lowest = fabric.all_reduce(fingerprint.clone(), reduce_op=torch.distributed.ReduceOp.MIN)
+    return float((highest - lowest).max())
+
+
+def is_global_zero() -> bool:
+    """Whether this process is rank 0 (or the only one): the one that writes a stage's outputs.
+
+    Read from torch.distributed once it is up, else from the launcher's environment (torchrun's
+    RANK, SLURM's SLURM_PROCID), so a stage can decide before `train` starts the process group.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank() == 0
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) == 0
+
+
 def train(
     task: nn.Module,
     dataset: Dataset,
@@ -304,6 +326,7 @@ def train(
     collate_fn: Callable[[Sequence[Any]], Any] | None = None,
     resume: bool = False,
     progress: ProgressCallback | None = None,
+    stop_after: int | None = None,
 ) -> TrainResult:
     """Optimise `task` on `dataset` for `settings.max_steps` updates.
 
@@ -321,6 +344,12 @@ def train(
         collate_fn: DataLoader collate function.
         resume: continue from `<out_dir>/last.ckpt` when it exists.
         progress: called with a `TrainProgress` every `log_every` updates and at the end.
+        stop_after: stop after this many updates of this call, with a checkpoint and a log row, to
+            continue with `resume` (e.g. within a job's time limit); None = run to `max_steps`.
+
+    With several processes (DDP), every log row also holds "rank_weight_spread": the largest
+    difference across ranks of per-tensor sums of the task's parameters (0 when every rank holds
+    the same weights, as it must).
 
     Returns:
         `TrainResult` (on every rank).
@@ -451,9 +480,12 @@ def train(
             sums[key] = sums.get(key, 0.0) + torch.tensor(float(value), device=fabric.device)
         count += 1
 
-        if step % settings.log_every == 0 or step == settings.max_steps:
+        stopping = stop_after is not None and step - start_step >= stop_after
+        if step % settings.log_every == 0 or step == settings.max_steps or stopping:
             means = {key: fabric.all_reduce(value / count, reduce_op="mean") for key, value in sums.items()}
             last_logs = {key: float(value) for key, value in means.items()}
+            if world > 1:
+                last_logs["rank_weight_spread"] = _rank_weight_spread(fabric, raw_task)
             now = time.perf_counter()
             clips_per_s = (step - window_step) * clips_per_update / max(now - window_time, 1e-9)
             elapsed = now - start_time
@@ -467,8 +499,10 @@ def train(
                                        lr=lr, clips_per_s=clips_per_s, elapsed_s=elapsed, eta_s=eta))
             sums, count = {}, 0
             window_time, window_step = now, step
-        if step % settings.checkpoint_every == 0 or step == settings.max_steps:
+        if step % settings.checkpoint_every == 0 or step == settings.max_steps or stopping:
             save_checkpoint()
+        if stopping:
+            break
 
     stream.close()  # stops the DataLoader's workers
     return TrainResult(
