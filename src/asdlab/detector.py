@@ -21,7 +21,7 @@ from typing import Any
 from asdlab import __version__
 from asdlab.data.index import index_dataset
 from asdlab.data.records import ClipRecord
-from asdlab.embeddings.extract import extract_embeddings
+from asdlab.embeddings.extract import extract_embeddings, resolve_device
 from asdlab.embeddings.table import EmbeddingTable
 from asdlab.errors import CheckpointError, DataError
 from asdlab.pipeline.backbones import BackboneSpec, load_backbone
@@ -68,14 +68,16 @@ class Detector:
         return sorted(set(zip(self.train.machine.tolist(), self.train.section.tolist())))
 
     def embed(
-        self, records: Sequence[ClipRecord], *, batch_size: int = 16, device: str = "cpu",
+        self, records: Sequence[ClipRecord], *, batch_size: int = 16, device: str = "auto",
         progress: ProgressCallback | None = None,
     ) -> EmbeddingTable:
-        """Embeddings of `records` with this detector's model (bad clips are logged and left out).
+        """Embeddings of `records` with this detector's model (bad clips are logged and left out);
+        `device` "auto" is the GPU when there is one (bf16 there, fp32 on a CPU).
 
         Raises:
             DataError: none of the clips could be embedded.
         """
+        device = str(resolve_device(device))
         backbone = load_backbone(self.backbone, device=device)
         result = extract_embeddings(
             records, backbone, sample_rate=backbone.sample_rate, batch_size=batch_size, device=device,
@@ -91,7 +93,7 @@ class Detector:
         out_dir: str | os.PathLike,
         *,
         batch_size: int = 16,
-        device: str = "cpu",
+        device: str = "auto",
         progress: ProgressCallback | None = None,
     ) -> ScoringResult:
         """Score every `test/` clip under a dataset root; write `anomaly_score_*` / `decision_result_*`.

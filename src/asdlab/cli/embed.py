@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from asdlab.cli._commands import COMMANDS, EAT_TARGET_FRAMES
 from asdlab.cli._progress import ProgressPrinter
-from asdlab.features.normalize import EAT_TARGET_FRAMES
 
 __all__ = ["register", "run"]
 
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `embed` subcommand."""
     parser = subparsers.add_parser(
         "embed",
-        help="embed every clip of a dataset into one table (.npz) with a JSON metadata sidecar",
+        help=COMMANDS["embed"],
         description="Embed every clip under DATA_ROOT with a backbone (front end + encoder + pooling) and "
         "write one embeddings table with clip metadata, plus FILE.json with the settings. Finished chunks are "
         "kept in FILE.npz.partial/ so an interrupted run continues where it stopped when rerun.",

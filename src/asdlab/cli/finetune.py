@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from asdlab.cli._commands import COMMANDS
+
 __all__ = ["register", "run"]
 
 
@@ -12,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `finetune` subcommand."""
     parser = subparsers.add_parser(
         "finetune",
-        help="fine-tune an encoder on machine-attribute classes (EAT or the two-branch CNN)",
+        help=COMMANDS["finetune"],
         description="Train a classifier of (machine, section, attribute) classes on the training clips under "
         "DATA_ROOT and write a model folder (model.json, weights, train_log.csv, last.ckpt) that `asdlab embed "
         "--model DIR` and the scoring stage use. Recipes: two-branch-cnn (from scratch, sub-cluster AdaCos, "

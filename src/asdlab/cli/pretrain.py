@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from asdlab.cli._commands import COMMANDS
+
 __all__ = ["register", "run", "format_progress"]
 
 
@@ -34,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `pretrain` subcommand."""
     parser = subparsers.add_parser(
         "pretrain",
-        help="domain-adaptive self-supervised pre-training (EAT's UFO objective) on machine sounds",
+        help=COMMANDS["pretrain"],
         description=(
             "Continue EAT's self-supervised pre-training (masked student, EMA teacher, utterance-frame loss) on "
             "the train clips of every machine under each DATA_ROOT (no labels are used). Writes OUT/encoder."

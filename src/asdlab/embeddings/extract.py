@@ -26,7 +26,7 @@ from asdlab.embeddings.table import EmbeddingTable
 from asdlab.errors import AudioError, ConfigError, DataError
 
 __all__ = ["ClipFailure", "EmbeddedClips", "ExtractionResult", "Precision", "embed_clips", "extract_embeddings",
-           "iter_embedded_chunks", "resolve_inference_precision"]
+           "iter_embedded_chunks", "resolve_device", "resolve_inference_precision"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,13 @@ class EmbeddedClips:
 
 
 Precision = Literal["auto", "fp32", "bf16"]
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """`device` as a torch.device; "auto" is the GPU when there is one, else the CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
 
 
 def resolve_inference_precision(precision: str, device: torch.device) -> str:
@@ -122,7 +129,7 @@ def iter_embedded_chunks(
     sample_rate: int = 16000,
     duration_s: float | None = None,
     batch_size: int = 16,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     progress: ProgressCallback | None = None,
     num_workers: int = 0,
     precision: Precision = "auto",
@@ -137,7 +144,7 @@ def iter_embedded_chunks(
     """
     if batch_size < 1 or chunk_size < 1 or chunk_size % batch_size:
         raise ConfigError(f"chunk_size ({chunk_size}) must be a positive multiple of batch_size ({batch_size})")
-    device = torch.device(device)
+    device = resolve_device(device)
     autocast = resolve_inference_precision(precision, device) == "bf16"
     backbone = backbone.to(device).eval()
     total = len(records)
@@ -200,7 +207,7 @@ def embed_clips(
     sample_rate: int = 16000,
     duration_s: float | None = None,
     batch_size: int = 16,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     progress: ProgressCallback | None = None,
     num_workers: int = 0,
     precision: Precision = "auto",
@@ -231,7 +238,7 @@ def extract_embeddings(
     sample_rate: int = 16000,
     duration_s: float | None = None,
     batch_size: int = 16,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     progress: ProgressCallback | None = None,
     num_workers: int = 0,
     precision: Precision = "auto",
@@ -245,7 +252,7 @@ def extract_embeddings(
         sample_rate: rate the backbone expects; clips are resampled to it.
         duration_s: pad/crop every clip to this length; None keeps each clip's own length.
         batch_size: clips per forward pass.
-        device: where the backbone runs.
+        device: where the backbone runs; "auto" (default) = the GPU when there is one.
         progress: called as `progress(clips_done, clips_total)` after each batch.
         num_workers: DataLoader processes decoding and resampling clips ahead of the model (0 =
             in this process); batches go to a GPU from pinned memory.

@@ -33,6 +33,7 @@ from asdlab.embeddings.extract import (
     Precision,
     ProgressCallback,
     iter_embedded_chunks,
+    resolve_device,
     resolve_inference_precision,
 )
 from asdlab.embeddings.table import EmbeddingTable
@@ -194,10 +195,8 @@ def _write_chunk(
 
 
 def _check_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        device = torch.device(device)
+        device = resolve_device(device)
     except RuntimeError as error:
         raise ConfigError(f"device {str(device)!r}: {error}") from None
     if device.type == "cuda" and not torch.cuda.is_available():

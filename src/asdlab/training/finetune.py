@@ -149,8 +149,9 @@ def cpu_generator(generator: torch.Generator) -> torch.Generator:
     """A CPU generator seeded from `generator` (any device): the augmentations draw on the CPU."""
     if generator.device.type == "cpu":
         return generator
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
-    return torch.Generator().manual_seed(seed)
+    # From the seed the loop gave this micro-batch, not a draw on the device: reading a draw back
+    # would make the host wait for the GPU every step.
+    return torch.Generator().manual_seed((generator.initial_seed() * 6364136223846793005 + 1) % 2**63)
 
 
 class AttributeTask(nn.Module):
