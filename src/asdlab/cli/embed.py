@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="auto = bf16 autocast on a GPU, fp32 on a CPU (the fbank is always fp32)")
     parser.add_argument("--num-workers", type=int, default=None, metavar="N",
-                        help="processes decoding clips ahead of the model (default: 0 on a CPU; on a GPU one per "
+                        help="threads decoding clips ahead of the model (default: 0 on a CPU; on a GPU one per "
                              "CPU core but one, at most 16)")
     parser.add_argument("--split", choices=("train", "test"), default=None, help="only this split (default both)")
     parser.add_argument("--machines", nargs="+", default=None, metavar="MACHINE",

@@ -2,8 +2,8 @@
 
 Bad clips are reported and skipped; the rest are embedded. Clips are batched in file order,
 and a batch is closed early when the clip length changes, so no clip is padded or cropped
-unless the caller asks for a fixed `duration_s`. Decoding and resampling can run in DataLoader
-worker processes, a batch at a time, while the model embeds the previous batches.
+unless the caller asks for a fixed `duration_s`. Decoding and resampling can run in threads, a
+batch at a time, while the model embeds the previous batches.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
 
 from asdlab.data.audio import load_audio
+from asdlab.data.dataset import map_ahead
 from asdlab.data.records import ClipRecord
 from asdlab.embeddings.table import EmbeddingTable
 from asdlab.errors import AudioError, ConfigError, DataError
@@ -87,17 +87,15 @@ def resolve_inference_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-class _DecodedBatches(Dataset):
-    """Item i = the clips records[i * size : (i + 1) * size] decoded, for DataLoader workers.
+class _DecodedBatches:
+    """Item i = the clips records[i * size : (i + 1) * size] decoded: (runs, failures), runs of
+    consecutive clips of one length stacked as (n, S) tensors (pinned for a GPU) with their
+    positions, failures as (position, path, problem)."""
 
-    An item is (runs, failures): runs of consecutive clips of one length stacked as (n, S) tensors
-    with their positions, so a worker hands whole batches over in shared memory; failures are
-    (position, path, problem).
-    """
-
-    def __init__(self, records: Sequence[ClipRecord], *, size: int, sample_rate: int, duration_s: float | None):
+    def __init__(self, records: Sequence[ClipRecord], *, size: int, sample_rate: int, duration_s: float | None,
+                 pin: bool):
         self.records, self.size = records, size
-        self.sample_rate, self.duration_s = sample_rate, duration_s
+        self.sample_rate, self.duration_s, self.pin = sample_rate, duration_s, pin
 
     def __len__(self) -> int:
         return -(-len(self.records) // self.size)
@@ -118,7 +116,10 @@ class _DecodedBatches(Dataset):
                 runs[-1][1].append(wave)
             else:
                 runs.append(([position], [wave]))
-        return [(positions, torch.from_numpy(np.stack(waves))) for positions, waves in runs], failures
+        stacked = [(positions, torch.from_numpy(np.stack(waves))) for positions, waves in runs]
+        if self.pin:  # page-locked, so the copy to the GPU runs asynchronously
+            stacked = [(positions, waves.pin_memory()) for positions, waves in stacked]
+        return stacked, failures
 
 
 def iter_embedded_chunks(
@@ -173,11 +174,10 @@ def iter_embedded_chunks(
 
     if progress is not None:
         progress(0, total)
-    batches = _DecodedBatches(records, size=batch_size, sample_rate=sample_rate, duration_s=duration_s)
-    loader = DataLoader(batches, batch_size=None, num_workers=num_workers, pin_memory=device.type == "cuda",
-                        prefetch_factor=4 if num_workers else None)
+    batches = _DecodedBatches(records, size=batch_size, sample_rate=sample_rate, duration_s=duration_s,
+                              pin=device.type == "cuda")
     per_chunk = chunk_size // batch_size
-    for index, (runs, bad) in enumerate(loader):
+    for index, (runs, bad) in enumerate(map_ahead(batches.__getitem__, len(batches), threads=num_workers)):
         for position, path, problem in bad:
             logger.warning("skipping %s: %s", path, problem)
             state["failures"].append(ClipFailure(Path(path), problem))
@@ -254,8 +254,8 @@ def extract_embeddings(
         batch_size: clips per forward pass.
         device: where the backbone runs; "auto" (default) = the GPU when there is one.
         progress: called as `progress(clips_done, clips_total)` after each batch.
-        num_workers: DataLoader processes decoding and resampling clips ahead of the model (0 =
-            in this process); batches go to a GPU from pinned memory.
+        num_workers: threads decoding and resampling clips ahead of the model (0 = when needed, in
+            this thread); batches go to a GPU from pinned memory.
         precision: "auto" (bf16 autocast on a GPU, fp32 elsewhere), "fp32" or "bf16". The front
             end's fbank always runs in fp32.
 

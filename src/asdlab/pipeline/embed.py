@@ -232,7 +232,7 @@ def embed_dataset(
         chunk_batches: batches per chunk written to the partial folder (what a crash can lose).
         restart: discard partial state of an earlier run even when its settings match.
         progress: called as `progress(clips_done, clips_total)`, counting resumed clips as done.
-        num_workers: processes decoding clips ahead of the model (see `embed_clips`); None = 0 on a
+        num_workers: threads decoding clips ahead of the model (see `embed_clips`); None = 0 on a
             CPU, on a GPU one per CPU core but one (at most 16), to keep it fed.
         precision: "auto" (bf16 autocast on a GPU, fp32 on a CPU), "fp32" or "bf16".
 

@@ -334,7 +334,7 @@ def run_finetuning(
     if settings.auxiliary:
         records += find_auxiliary_clips(data_root, machines={r.machine for r in records})
     clips = ClipDataset(records, sample_rate=settings.sample_rate, duration_s=settings.duration_s, fit="pad",
-                        cache_dir=settings.cache_dir, level=settings.level)
+                        cache_dir=settings.cache_dir, level=settings.level, num_workers=settings.num_workers)
     for path, problem in clips.failures:
         logger.warning("skipping %s: %s", path, problem)
     label_map = build_label_map(clips.records, pseudo_attributes=pseudo, granularity=settings.granularity,

@@ -329,7 +329,8 @@ def run_pretraining(
     records = _index(data_roots)
     logger.info("DAP on %d train clips from %d root(s)", len(records), len(data_roots))
     dataset = ClipDataset(records, sample_rate=settings.sample_rate, duration_s=settings.duration_s,
-                          fit=settings.fit, cache_dir=out_dir / "cache", level=settings.level)
+                          fit=settings.fit, cache_dir=out_dir / "cache", level=settings.level,
+                          num_workers=settings.num_workers)
     target_frames = _frames_for(dataset.num_samples, settings.target_frames)
     logger.info("clips of %.2f s -> %d fbank frames (%d patches)", dataset.duration_s, target_frames,
                 target_frames // 16 * 8)
