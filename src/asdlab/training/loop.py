@@ -296,6 +296,13 @@ def _make_fabric(settings: TrainSettings):
     )
 
 
+def _accumulate(sums: dict[str, Tensor | float], key: str, value: Tensor | float, divisor: int) -> None:
+    """Add a log value: tensors stay on their device, numbers on the host, so logging never makes the
+    host wait for the GPU (a Python number copied to a GPU tensor would synchronise every step)."""
+    value = value.detach().float() / divisor if isinstance(value, Tensor) else float(value) / divisor
+    sums[key] = sums[key] + value if key in sums else value
+
+
 @torch.no_grad()
 def _rank_weight_spread(fabric, task: nn.Module) -> float:
     """Largest difference across ranks of each parameter tensor's sum and sum of squares (float64)."""
@@ -449,7 +456,7 @@ def train(
     clips_per_update = settings.batch_size * settings.accumulate_steps * world
     generator = torch.Generator(device=fabric.device)
     stream = batches()
-    sums: dict[str, Tensor] = {}
+    sums: dict[str, Tensor | float] = {}
     count = 0
     start_time = window_time = time.perf_counter()
     start_step = window_step = step
@@ -467,22 +474,23 @@ def train(
                 output = model(batch, generator=generator)
                 fabric.backward(output.loss / settings.accumulate_steps)
             for key, value in {"loss": output.loss, **output.logs}.items():
-                value = value.detach().float() if isinstance(value, Tensor) else torch.tensor(float(value))
-                sums[key] = sums.get(key, 0.0) + value.to(fabric.device) / settings.accumulate_steps
+                _accumulate(sums, key, value, settings.accumulate_steps)
         if settings.grad_clip is not None:
             grad_norm = fabric.clip_gradients(model, optimizer, max_norm=settings.grad_clip)
-            sums["grad_norm"] = sums.get("grad_norm", 0.0) + grad_norm.detach().float().to(fabric.device)
+            _accumulate(sums, "grad_norm", grad_norm, 1)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         scheduler.step()
         step += 1
         for key, value in raw_task.after_optimizer_step(step).items():
-            sums[key] = sums.get(key, 0.0) + torch.tensor(float(value), device=fabric.device)
+            _accumulate(sums, key, value, 1)
         count += 1
 
         stopping = stop_after is not None and step - start_step >= stop_after
         if step % settings.log_every == 0 or step == settings.max_steps or stopping:
-            means = {key: fabric.all_reduce(value / count, reduce_op="mean") for key, value in sums.items()}
+            # Device tensors are averaged over ranks; host floats (the EMA decay) are the same on every rank.
+            means = {key: fabric.all_reduce(value / count, reduce_op="mean") if isinstance(value, Tensor)
+                     else value / count for key, value in sums.items()}
             last_logs = {key: float(value) for key, value in means.items()}
             if world > 1:
                 last_logs["rank_weight_spread"] = _rank_weight_spread(fabric, raw_task)
