@@ -67,7 +67,8 @@ def build(records: list[dict], pytest_log: Path, smoke: bool) -> tuple[list[str]
         if r.get("kind") == "finetune_step":
             mfu = r.get("mfu")
             value = f"{r['clips_per_s']:.1f} clips/s" + (f", MFU {100 * mfu:.1f} %" if mfu is not None else "")
-            rows.append(f"| fine-tune step {r['preset']} {r['precision']}, batch {r['batch_size']} | {value} | "
+            rows.append(f"| fine-tune step {r['preset']} {r['precision']}, batch {r['batch_size']}, "
+                        f"{r.get('variant', 'eager')} | {value} | "
                         f">= {100 * FINETUNE_MFU_GOAL:.0f} % MFU | {_met(None if mfu is None else mfu >= FINETUNE_MFU_GOAL)} |")
     ok_steps = [r for r in steps if "error" not in r]
     for r in records:

@@ -117,7 +117,7 @@ def measure(args, *, batch_size: int, precision: str, variant: Variant, flops_pe
         step(args.warmup + i + 1)
         _sync(device)
         times.append(time.perf_counter() - start)
-    compiled = variant.compile_backend is not None and task._compile_worked
+    compiled = variant.compile_backend is not None and task._objective.worked
     memory_gb = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     result = {
         "batch_size": batch_size, "precision": precision, "variant": variant.name, "compiled": compiled,

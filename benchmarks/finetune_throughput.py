@@ -20,6 +20,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from asdlab.training.compile import CompiledCall
 from asdlab.training.finetune import AttributeTask, make_eat_backbone
 from asdlab.training.loop import OPTIMIZER_IMPLS, make_adamw
 
@@ -40,6 +41,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--optimizer-impl", default="auto", choices=OPTIMIZER_IMPLS)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the encoder, pooling and projection")
+    parser.add_argument("--compile-backend", default="inductor")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--peak-tflops", type=float, default=None)
     parser.add_argument("--measure-peak", action="store_true")
@@ -54,7 +57,7 @@ def main() -> None:
     samples = round(args.duration_s * 16000)
     frames = -(-(1 + (samples - 400) // 160) // 16) * 16
     backbone = make_eat_backbone(args.preset, target_frames=frames, seed=0, drop_path=0.1)
-    task = AttributeTask(backbone, args.classes, mode="full", seed=0).to(device).train()
+    task = AttributeTask(backbone, args.classes, mode="full", seed=0).to(device).train()  # eager FLOP count
     optimizer = make_adamw(task.optimizer_groups(weight_decay=0.05), lr=5e-5, betas=(0.9, 0.999),
                            impl=args.optimizer_impl, device=device)
     data = torch.Generator().manual_seed(0)
@@ -79,9 +82,13 @@ def main() -> None:
     with counter:
         step(0)
     flops_per_clip = counter.get_total_flops() / args.batch_size
+    if args.compile:
+        task._embed = CompiledCall(task.backbone.embed_input, args.compile_backend, what="fine-tuning encoder")
+    warmup_start = time.perf_counter()
     for i in range(args.warmup):
         step(i + 1)
     _sync(device)
+    warmup_s = time.perf_counter() - warmup_start
     times = []
     for i in range(args.steps):
         start = time.perf_counter()
@@ -97,14 +104,16 @@ def main() -> None:
     clips_per_s = args.batch_size / per_step
     achieved = flops_per_clip * clips_per_s
     where = f"{torch.get_num_threads()} threads" if device.type == "cpu" else torch.cuda.get_device_name(device)
-    print(f"{args.preset} fine-tuning step ({args.precision}) on {args.device} ({where}): batch {args.batch_size} x "
+    compiled = args.compile and task._embed.worked
+    variant = (f"compile({args.compile_backend})" if compiled else "compile FAILED: eager") if args.compile else "eager"
+    print(f"{args.preset} fine-tuning step ({args.precision}, {variant}, warm-up {warmup_s:.1f} s) on {args.device} ({where}): batch {args.batch_size} x "
           f"{frames} frames; step times (s) {', '.join(f'{t:.3f}' for t in times)}; median {per_step:.3f} s; "
           f"{clips_per_s:.2f} clips/s; {flops_per_clip / 1e9:.1f} GFLOP per clip (fwd + bwd); "
           f"achieved {achieved / 1e12:.3f} TFLOP/s")
     result = {"kind": "finetune_step", "preset": args.preset, "batch_size": args.batch_size,
               "precision": args.precision, "frames": frames, "times_s": times, "median_s": per_step,
               "clips_per_s": clips_per_s, "flops_per_clip": flops_per_clip, "achieved_tflops": achieved / 1e12,
-              "peak_tflops": peak}
+              "peak_tflops": peak, "variant": variant, "compiled": compiled}
     if peak:
         result["mfu"] = achieved / (peak * 1e12)
         print(f"model-FLOP utilisation {100 * result['mfu']:.1f} % of {peak:.4g} TFLOP/s")

@@ -24,12 +24,15 @@
 #   embed       `asdlab embed` (EAT-base) end to end on the 6144 clips, batch 64
 #   pytest      the suite's CUDA tests (pytest -m cuda)
 #   dap-compile the fastest eager decoder with torch.compile of the whole objective, 32x16 then 12x16
-#               (last: compiling takes longest; it gets what is left of the budget)
+#               (late: compiling takes longest; it gets what is left of the budget)
+#   finetune-compile  the fine-tuning step with the encoder compiled (when budget is left)
 # Settings a run can flip (environment): GPU_CHECK_DECODERS (default conv,conv-nhwc,matmul),
 # GPU_CHECK_COMPILE_DECODER / GPU_CHECK_E2E_DECODER (default: the fastest eager decoder),
-# GPU_CHECK_BUDGET_S (default 355), GPU_CHECK_SECTIONS (comma-separated names; default all; "env" is
+# GPU_CHECK_BUDGET_S (default 360), GPU_CHECK_SECTIONS (comma-separated names; default all; "env" is
 # always useful first, it measures the peak), GPU_CHECK_COMPILE_BACKEND, PYTHON (default python3).
-# A second run for one section, e.g.: GPU_CHECK_SECTIONS=env,dap-compile GPU_CHECK_BUDGET_S=400 bash benchmarks/gpu_check.sh
+# A second run for the compile sections alone (name the decoder the first run found fastest), e.g.:
+#   GPU_CHECK_SECTIONS=env,dap-compile,finetune-compile GPU_CHECK_COMPILE_DECODER=matmul \
+#   GPU_CHECK_BUDGET_S=420 bash benchmarks/gpu_check.sh
 # Output: printed, and when $OUT is set also saved there: gpu_check.log, summary.md, results.jsonl.
 set -u
 cd "$(dirname "$0")/.."
@@ -52,9 +55,9 @@ if [[ $SMOKE == 1 ]]; then
   COMPILE_BACKEND=${GPU_CHECK_COMPILE_BACKEND:-aot_eager}  # wiring only: inductor on a loaded 2-core CPU takes minutes
   export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 else
-  DEVICE=cuda; ACCEL=cuda; PRESET=eat-base; FRAMES=1024; CLONES=16; BATCHES=12,32; PAPER_BATCH=32; STEPS=6; WARMUP=2
+  DEVICE=cuda; ACCEL=cuda; PRESET=eat-base; FRAMES=1024; CLONES=16; BATCHES=12,32; PAPER_BATCH=32; STEPS=5; WARMUP=2
   FWD_BATCH=64; FT_BATCH=32; FT_SECONDS=10; E2E_SECONDS=10; E2E_CLIPS=512; E2E_BATCH=32; E2E_STEPS=20; E2E_LOG=5
-  EMB_CLIPS=6144; EMB_BATCH=64; WORKERS=8; EMB_WORKERS=$(( $(nproc) > 2 ? $(nproc) - 1 : 1 )); BUDGET=${GPU_CHECK_BUDGET_S:-355}
+  EMB_CLIPS=6144; EMB_BATCH=64; WORKERS=8; EMB_WORKERS=$(( $(nproc) > 2 ? $(nproc) - 1 : 1 )); BUDGET=${GPU_CHECK_BUDGET_S:-360}
   PROFILE_STEPS=2; COMPILE_BACKEND=${GPU_CHECK_COMPILE_BACKEND:-inductor}
   if (( EMB_WORKERS > 16 )); then EMB_WORKERS=16; fi
 fi
@@ -132,13 +135,18 @@ else
   echo '{"kind": "section", "name": "pytest", "rc": null, "seconds": 0, "skipped": "pytest not installed"}' >> "$RES"
 fi
 
-# Last: compiling EAT-base takes the longest and gets what is left of the budget (results are saved per batch).
+# Late: compiling EAT-base takes the longest and gets what is left of the budget (results are saved per batch).
 COMPILE_BATCHES="$PAPER_BATCH,${BATCHES%%,*}"
 if [[ $SMOKE == 1 ]]; then COMPILE_BATCHES=$PAPER_BATCH; fi
 run_section dap-compile 150 60 "$PY" benchmarks/dap_throughput.py --preset "$PRESET" --device "$DEVICE" --precision bf16 \
   --frames "$FRAMES" --clones "$CLONES" --batch-sizes "$COMPILE_BATCHES" --decoder-conv "$COMPILE_DECODER" --compile \
   --compile-backend "$COMPILE_BACKEND" --steps "$STEPS" --warmup "$WARMUP" --profile "$PROFILE_STEPS" --profile-target all --profile-batch "$PAPER_BATCH" \
   "${PEAK_ARGS[@]}" --json "$RES"
+
+
+run_section finetune-compile 120 40 "$PY" benchmarks/finetune_throughput.py --preset "$PRESET" --device "$DEVICE" \
+  --precision bf16 --batch-size "$FT_BATCH" --duration-s "$FT_SECONDS" --steps "$STEPS" --warmup "$WARMUP" --compile \
+  --compile-backend "$COMPILE_BACKEND" "${PEAK_ARGS[@]}" --json "$RES"
 
 echo; echo "=== summary ($(( $(date +%s) - START ))s) ==="
 "$PY" benchmarks/_gpu_check_summary.py "$RES" --pytest-log "$PYTEST_LOG" --out "$WORK/summary.md" \

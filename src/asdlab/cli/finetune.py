@@ -50,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-nodes", type=int, default=1, help="nodes (torchrun / SLURM; default 1)")
     parser.add_argument("--strategy", default="auto", help="Fabric strategy, e.g. ddp (default auto)")
     parser.add_argument("--accumulate", type=int, default=1, metavar="K", help="micro-batches per update (default 1)")
+    parser.add_argument("--compile", action="store_true", help="EAT: torch.compile the encoder (same model; faster on a GPU)")
     parser.add_argument("--drop-path", type=float, default=None,
                         help="EAT stochastic depth of the last block (default 0.1, EAT's fine-tuning)")
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (default 0)")
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr, warmup_steps=args.warmup, target_frames=args.target_frames, precision=args.precision,
         accelerator=args.accelerator, devices=devices, num_nodes=args.num_nodes, strategy=args.strategy,
         accumulate_steps=args.accumulate, num_workers=args.num_workers, cache_dir=args.cache_dir,
-        checkpoint_every=args.checkpoint_every, log_every=args.log_every, seed=args.seed,
+        checkpoint_every=args.checkpoint_every, log_every=args.log_every, seed=args.seed, compile=args.compile,
         **({} if args.drop_path is None else {"drop_path": args.drop_path}),
     )
     result = run_finetuning(args.data_root, args.out, settings, init_weights=args.init,

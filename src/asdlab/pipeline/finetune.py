@@ -112,6 +112,8 @@ class FinetuneSettings:
             with W x K: the same batches and random draws).
         checkpoint_every / log_every: updates between checkpoints / log rows.
         seed: data order, augmentation and the random initialisations.
+        compile: EAT: torch.compile the encoder, pooling and projection (eager when compiling fails);
+            the same model, so a run may resume with it changed.
     """
 
     recipe: Recipe = "two-branch-cnn"
@@ -165,6 +167,7 @@ class FinetuneSettings:
     checkpoint_every: int = 500
     log_every: int = 10
     seed: int = 0
+    compile: bool = False
 
     def resolved(self) -> FinetuneSettings:
         """A copy with the recipe's values in every field left None.
@@ -355,7 +358,7 @@ def run_finetuning(
             lora_rank=settings.lora_rank, lora_alpha=settings.lora_alpha, lora_mlp=settings.lora_mlp,
             mixup_p=settings.mixup_p, mixup_alpha=settings.mixup_alpha, time_masks=settings.spec_time_masks,
             time_width=time_width, freq_masks=settings.spec_freq_masks, freq_width=settings.spec_freq_width,
-            seed=settings.seed,
+            seed=settings.seed, compile_backend="inductor" if settings.compile else None,
         )
     else:
         backbone = build_backbone(settings.preset, sample_rate=settings.sample_rate, seed=settings.seed)

@@ -9,7 +9,6 @@ views (batch- and device-count-independent; `utterance_reduction="sum"` reproduc
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -20,14 +19,13 @@ from torch import Tensor, nn
 
 from asdlab.encoders.eat import EATDecoder, EATEncoder
 from asdlab.errors import ConfigError
+from asdlab.training.compile import CompiledCall
 from asdlab.training.ema import EMASchedule, make_teacher, update_teacher
 from asdlab.training.loop import TrainOutput
 from asdlab.training.masking import inverse_block_mask, kept_count
 from asdlab.training.schedules import parameter_groups
 
 __all__ = ["DAPTask", "UtteranceReduction", "teacher_targets"]
-
-logger = logging.getLogger(__name__)
 
 UtteranceReduction = Literal["mean", "sum"]
 
@@ -133,9 +131,7 @@ class DAPTask(nn.Module):
         self.utterance_reduction = utterance_reduction
         self.ema = ema
         self.compile_backend = compile_backend
-        self._compiled = None
-        self._compile_worked = False
-        self._compile_failed = False
+        self._objective = CompiledCall(self.objective, compile_backend, what="DAP objective")
 
     def train(self, mode: bool = True) -> DAPTask:
         """Train the student; the teacher stays in eval mode (EAT.md "Teacher")."""
@@ -172,28 +168,12 @@ class DAPTask(nn.Module):
         B, T = x.shape[0], x.shape[2]
         keep = self.sample_masks(B, T // self.encoder.patch_size, generator=generator)  # (B * C, N)
         noise = self.decoder.mask_noise(keep.shape[0], keep.shape[1], generator=generator, device=keep.device)
-        loss, loss_frame, loss_utterance, target_var, pred_var = self._run_objective(x, keep, noise)
+        if self._objective.backend != self.compile_backend:  # the backend may be changed between steps
+            self._objective = CompiledCall(self.objective, self.compile_backend, what="DAP objective")
+        loss, loss_frame, loss_utterance, target_var, pred_var = self._objective(x, keep, noise)
         logs = {"loss_frame": loss_frame, "loss_utterance": loss_utterance, "target_var": target_var,
                 "pred_var": pred_var}
         return TrainOutput(loss, logs)
-
-    def _run_objective(self, x: Tensor, keep: Tensor, noise: Tensor) -> tuple[Tensor, ...]:
-        """`objective`, compiled when asked; a compiler that fails on the first step leaves eager mode on."""
-        if self.compile_backend is None or self._compile_failed:
-            return self.objective(x, keep, noise)
-        if self._compile_worked:
-            return self._compiled(x, keep, noise)
-        try:
-            if self._compiled is None:
-                self._compiled = torch.compile(self.objective, backend=self.compile_backend)
-            out = self._compiled(x, keep, noise)
-        except Exception as error:  # a missing compiler / Triton, an unsupported op: any of them means eager
-            logger.warning("torch.compile(backend=%r) of the DAP objective failed; running eagerly: %s",
-                           self.compile_backend, (str(error).splitlines() or [type(error).__name__])[0])
-            self._compile_failed = True
-            return self.objective(x, keep, noise)
-        self._compile_worked = True
-        return out
 
     def objective(self, x: Tensor, keep: Tensor, noise: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """The UFO loss for given masks and mask tokens, with no host synchronisation (compilable whole).
