@@ -121,6 +121,14 @@ def build(records: list[dict], pytest_log: Path, smoke: bool) -> tuple[list[str]
             notes.append("  top kernels:")
             for row in profile["top"][:12]:
                 notes.append(f"  {100 * row['share']:5.1f} %  {row['ms_per_step']:8.2f} ms  x{row['calls_per_step']:<4d} {row['kernel']}")
+    tunes = [r for r in records if r.get("kind") == "finetune_step"]
+    eager_tune = next((r for r in tunes if not r.get("compiled")), None)
+    compiled_tune = next((r for r in tunes if r.get("compiled")), None)
+    if eager_tune and compiled_tune:
+        faster = compiled_tune["clips_per_s"] > eager_tune["clips_per_s"]
+        notes.append(f"Fine-tuning: compiled {compiled_tune['clips_per_s']:.1f} vs eager {eager_tune['clips_per_s']:.1f} "
+                     f"clips/s: " + ("make `compile` default to True on a GPU (FinetuneSettings.compile, "
+                                     "`asdlab finetune --compile`)." if faster else "keep it eager."))
     others = [r for r in ok_steps if "profile" in r and r["batch_size"] == (paper[0]["batch_size"] if paper else 0)]
     for r in others:
         groups = ", ".join(f"{name} {100 * g['share']:.0f} %" for name, g in list(r["profile"]["groups"].items())[:5])
