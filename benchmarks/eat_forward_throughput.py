@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
     parser.add_argument("--profile", action="store_true", help="print the top operators of one forward pass")
+    parser.add_argument("--json", default=None, metavar="PATH", help="append the result as one JSON line")
     args = parser.parse_args()
 
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
@@ -112,6 +113,14 @@ def main() -> None:
     print(f"matmul peak ({args.peak_size}^2)     {peak:.1f} GFLOP/s (same round)")
     per_round = ", ".join(f"{100 * r:.0f}" for r in ratios)
     print(f"ratio to peak             {100 * achieved / peak:.1f} % (rounds: {per_round} %)")
+    if args.json:
+        import json
+
+        record = {"kind": "forward", "preset": args.preset, "dtype": args.dtype, "batch_size": args.batch,
+                  "frames": args.frames, "clips_per_s": args.batch / seconds, "achieved_tflops": achieved / 1e3,
+                  "peak_tflops": peak / 1e3, "share_of_peak": achieved / peak}
+        with open(args.json, "a") as f:
+            f.write(json.dumps(record) + "\n")
 
     if args.profile:
         from torch.profiler import profile

@@ -27,7 +27,7 @@ from asdlab import __version__
 from asdlab.backends.thresholds import decide
 from asdlab.data.index import index_dataset
 from asdlab.data.records import ClipRecord
-from asdlab.embeddings.extract import ExtractionResult, embed_batch, extract_embeddings
+from asdlab.embeddings.extract import ExtractionResult, embed_batch, extract_embeddings, resolve_device
 from asdlab.embeddings.table import EmbeddingTable
 from asdlab.encoders.backbone import Backbone
 from asdlab.errors import AudioError, CheckpointError, DataError
@@ -162,10 +162,11 @@ class Detector:
         return section
 
     def embed(
-        self, records: Sequence[ClipRecord], *, batch_size: int = SCORING_BATCH_SIZE, device: str = "cpu",
+        self, records: Sequence[ClipRecord], *, batch_size: int = SCORING_BATCH_SIZE, device: str = "auto",
         progress: ProgressCallback | None = None,
     ) -> EmbeddingTable:
-        """Embeddings of `records` with this detector's model (bad clips are logged once each and left out).
+        """Embeddings of `records` with this detector's model (bad clips are logged once each and left out);
+        `device` "auto" is the GPU when there is one (bf16 there, fp32 on a CPU).
 
         Raises:
             DataError: none of the clips could be embedded.
@@ -174,6 +175,7 @@ class Detector:
 
     def _extract(self, records: Sequence[ClipRecord], *, batch_size: int, device: str,
                  progress: ProgressCallback | None) -> ExtractionResult:
+        device = str(resolve_device(device))
         backbone = self.model(device)
         return extract_embeddings(
             records, backbone, sample_rate=backbone.sample_rate, batch_size=batch_size, device=device,
@@ -182,7 +184,7 @@ class Detector:
 
     def score_waveforms(
         self, waves: Sequence[NDArray[np.float32]], names: Sequence[str], machine: str, section: str | None = None,
-        *, device: str = "cpu",
+        *, device: str = "auto",
     ) -> list[ClipScore | AudioError]:
         """Score decoded clips (at `sample_rate`, e.g. from `asdlab.data.audio.decode_audio`) of one machine.
 
@@ -192,7 +194,7 @@ class Detector:
             waves: (S,) float32 waveforms.
             names: their file names, for the results and messages.
             machine: machine type; section: its section, optional when the machine has only one.
-            device: where the model runs.
+            device: where the model runs ("auto" = the GPU when there is one, as `score`).
 
         Returns:
             Per clip, in order, a `ClipScore` or the `AudioError` saying why the model could not take it.
@@ -202,6 +204,7 @@ class Detector:
         """
         section = self.resolve_section(machine, section)
         reference = self.reference(machine, section)
+        device = str(resolve_device(device))
         backbone = self.model(device)
         results: list[ClipScore | AudioError] = []
         for wave, name in zip(waves, names, strict=True):
@@ -222,7 +225,7 @@ class Detector:
         out_dir: str | os.PathLike,
         *,
         batch_size: int = SCORING_BATCH_SIZE,
-        device: str = "cpu",
+        device: str = "auto",
         progress: ProgressCallback | None = None,
     ) -> ScoringResult:
         """Score every `test/` clip under a dataset root; write `anomaly_score_*` / `decision_result_*`.

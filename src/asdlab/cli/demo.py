@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from asdlab.cli.run import run_and_print
-from asdlab.pipeline.experiment import load_experiment_config
+from asdlab.cli._commands import COMMANDS
 
 __all__ = ["register", "run"]
 
@@ -15,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `demo` subcommand."""
     parser = subparsers.add_parser(
         "demo",
-        help="the main job: the paper's pipeline at CPU scale next to the two-branch CNN and a baseline",
+        help=COMMANDS["demo"],
         description=(
             "Generate the synthetic machine-sound dataset (4 machine types, 2 with hidden attributes) and run "
             "the `demo` recipe on it: EAT-tiny with a short DAP, Ward pseudo-attributes, fine-tuning and kNN "
@@ -30,5 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from asdlab.cli.run import run_and_print
+    from asdlab.pipeline.experiment import load_experiment_config
+
     run_and_print(load_experiment_config("demo", overrides=args.overrides), args.out)
     return 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from asdlab.cli._commands import COMMANDS, EAT_TARGET_FRAMES
 from asdlab.cli._progress import ProgressPrinter
-from asdlab.features.normalize import EAT_TARGET_FRAMES
 
 __all__ = ["register", "run"]
 
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `embed` subcommand."""
     parser = subparsers.add_parser(
         "embed",
-        help="embed every clip of a dataset into one table (.npz) with a JSON metadata sidecar",
+        help=COMMANDS["embed"],
         description="Embed every clip under DATA_ROOT with a backbone (front end + encoder + pooling) and "
         "write one embeddings table with clip metadata, plus FILE.json with the settings. Finished chunks are "
         "kept in FILE.npz.partial/ so an interrupted run continues where it stopped when rerun.",
@@ -42,7 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="EAT clip embedding (default cls); the MobileNet takes mean only")
     parser.add_argument("--out", required=True, metavar="FILE.npz", help="the embeddings table to write")
     parser.add_argument("--batch-size", type=int, default=16, help="clips per forward pass (default 16)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--device", default="auto", help="auto (the GPU when there is one), cpu, cuda or cuda:N")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="auto = bf16 autocast on a GPU, fp32 on a CPU (the fbank is always fp32)")
+    parser.add_argument("--num-workers", type=int, default=None, metavar="N",
+                        help="threads decoding clips ahead of the model (default: 0 on a CPU; on a GPU one per "
+                             "CPU core but one, at most 16)")
     parser.add_argument("--split", choices=("train", "test"), default=None, help="only this split (default both)")
     parser.add_argument("--machines", nargs="+", default=None, metavar="MACHINE",
                         help="only these machine types (default all)")
@@ -88,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         chunk_batches=args.checkpoint_every,
         restart=args.restart,
         progress=ProgressPrinter("embedding clips"),
+        num_workers=args.num_workers,
+        precision=args.precision,
     )
     if result.resumed_clips:
         print(f"resumed: {result.resumed_clips} clips came from the interrupted run")

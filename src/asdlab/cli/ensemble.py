@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from asdlab.pipeline.ensemble import WEIGHTS_FILE, load_weights, run_ensemble
+from asdlab.cli._commands import COMMANDS, WEIGHTS_FILE
 
 __all__ = ["register", "run"]
 
@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `ensemble` subcommand."""
     parser = subparsers.add_parser(
         "ensemble",
-        help="fuse several scored systems (z-scores per machine), optionally with weights tuned on a dev set",
+        help=COMMANDS["ensemble"],
         description=(
             "Normalise each system's scores per machine from its out-of-fold training scores (folders written "
             "by `asdlab score`), fuse them by a weighted mean and write the ensemble as a new scores folder. "
@@ -50,6 +50,8 @@ def _weights_line(weights) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from asdlab.pipeline.ensemble import load_weights, run_ensemble
+
     result = run_ensemble(
         args.systems,
         args.out,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from asdlab.metrics.dcase import rule_for_year
-from asdlab.metrics.files import evaluate_scores_dir, write_summary_csv
+from asdlab.cli._commands import COMMANDS
 
 __all__ = ["register"]
 
@@ -17,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `evaluate` subcommand."""
     parser = subparsers.add_parser(
         "evaluate",
-        help="official DCASE score of a folder of anomaly_score_*.csv files",
+        help=COMMANDS["evaluate"],
         description=(
             "Compute AUC (source/target), pAUC, harmonic means and the official score exactly as the "
             "organisers' evaluator does, print the table and write it as CSV."
@@ -40,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from asdlab.metrics.dcase import rule_for_year
+    from asdlab.metrics.files import evaluate_scores_dir, write_summary_csv
+
     rule = rule_for_year(args.year) if args.year is not None else "dcase2023"
     summary = evaluate_scores_dir(
         args.scores_dir,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from asdlab.cli._commands import COMMANDS
+
 __all__ = ["register", "run"]
 
 
@@ -12,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `finetune` subcommand."""
     parser = subparsers.add_parser(
         "finetune",
-        help="fine-tune an encoder on machine-attribute classes (EAT or the two-branch CNN)",
+        help=COMMANDS["finetune"],
         description="Train a classifier of (machine, section, attribute) classes on the training clips under "
         "DATA_ROOT and write a model folder (model.json, weights, train_log.csv, last.ckpt) that `asdlab embed "
         "--model DIR` and the scoring stage use. Recipes: two-branch-cnn (from scratch, sub-cluster AdaCos, "
@@ -41,10 +43,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate")
     parser.add_argument("--warmup", type=int, default=None, help="linear warm-up updates")
     parser.add_argument("--target-frames", type=int, default=None, help="EAT input frames (default: the clip's)")
-    parser.add_argument("--precision", default="32-true", help="Fabric precision: 32-true, bf16-mixed, 16-mixed")
+    parser.add_argument("--precision", default="auto",
+                        help="auto (bf16-mixed on a GPU, 32-true on a CPU), 32-true, bf16-mixed, 16-mixed")
     parser.add_argument("--accelerator", default="auto", help="cpu, cuda, auto (default auto)")
     parser.add_argument("--devices", default="1", help="devices per node (an int or 'auto')")
+    parser.add_argument("--num-nodes", type=int, default=1, help="nodes (torchrun / SLURM; default 1)")
     parser.add_argument("--strategy", default="auto", help="Fabric strategy, e.g. ddp (default auto)")
+    parser.add_argument("--accumulate", type=int, default=1, metavar="K", help="micro-batches per update (default 1)")
+    parser.add_argument("--compile", action="store_true", help="EAT: torch.compile the encoder (same model; faster on a GPU)")
+    parser.add_argument("--drop-path", type=float, default=None,
+                        help="EAT stochastic depth of the last block (default 0.1, EAT's fine-tuning)")
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (default 0)")
     parser.add_argument("--cache-dir", default=None, help="memory-mapped waveform cache folder (default: in memory)")
     parser.add_argument("--checkpoint-every", type=int, default=500, help="updates between checkpoints")
@@ -52,6 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue from DIR/last.ckpt (same settings; hardware and logging may change)")
     parser.add_argument("--seed", type=int, default=0, help="data order, augmentation and initialisation seed")
+    parser.add_argument("--stop-after", type=int, default=None, metavar="N",
+                        help="stop after N updates of this call, with a checkpoint, to continue with --resume")
     parser.set_defaults(func=run)
 
 
@@ -67,17 +77,23 @@ def _progress(report) -> None:
 def run(args: argparse.Namespace) -> int:
     """Fine-tune, then print where the model went."""
     from asdlab.pipeline.finetune import FinetuneSettings, run_finetuning  # imports torch; only when used
+    from asdlab.training.loop import is_global_zero
 
     devices = args.devices if args.devices == "auto" else int(args.devices)
     settings = FinetuneSettings(
         recipe=args.recipe, preset=args.preset, mode=args.mode, pooling=args.pooling, head=args.head,
         granularity=args.labels, use_domain=args.use_domain, steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, warmup_steps=args.warmup, target_frames=args.target_frames, precision=args.precision,
-        accelerator=args.accelerator, devices=devices, strategy=args.strategy, num_workers=args.num_workers,
-        cache_dir=args.cache_dir, checkpoint_every=args.checkpoint_every, log_every=args.log_every, seed=args.seed,
+        accelerator=args.accelerator, devices=devices, num_nodes=args.num_nodes, strategy=args.strategy,
+        accumulate_steps=args.accumulate, num_workers=args.num_workers, cache_dir=args.cache_dir,
+        checkpoint_every=args.checkpoint_every, log_every=args.log_every, seed=args.seed, compile=args.compile,
+        **({} if args.drop_path is None else {"drop_path": args.drop_path}),
     )
     result = run_finetuning(args.data_root, args.out, settings, init_weights=args.init,
-                            pseudo_attributes=args.pseudo_attributes, resume=args.resume, progress=_progress)
+                            pseudo_attributes=args.pseudo_attributes, resume=args.resume, progress=_progress,
+                            stop_after=args.stop_after)
+    if not is_global_zero():  # every rank ran the same training; one reports it
+        return 0
     print(f"fine-tuned {result.steps} steps on {result.num_classes} classes in {result.wall_s:.1f} s; "
           f"model in {result.model_dir} (log {result.log_path})")
     return 0

@@ -6,18 +6,24 @@ import argparse
 import importlib
 import logging
 import sys
+from collections.abc import Collection
 
 from asdlab import __version__
+from asdlab.cli._commands import COMMANDS
 from asdlab.errors import AsdlabError
 
-# Each module defines `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
-_COMMAND_MODULES = (
-    "synth", "evaluate", "demo", "score", "ensemble", "embed", "report", "pseudo_label", "pretrain", "finetune",
-    "run", "fit", "export", "serve",
-)
+# Each module defines `register(subparsers)`, which adds its parser and sets `func(args) -> int`. Only the
+# command being run is imported; the others appear in `asdlab --help` by name and help line (_commands.py).
+_COMMAND_MODULES = tuple(COMMANDS)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_name(module: str) -> str:
+    return module.replace("_", "-")
+
+
+def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The `asdlab` parser with the subcommands in `commands` (None = all) set up in full, the others
+    listed by name and help line only (their modules, and torch, are not imported)."""
     parser = argparse.ArgumentParser(
         prog="asdlab", description="Anomalous machine sound detection (DCASE Task 2)."
     )
@@ -25,8 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _COMMAND_MODULES:
-        importlib.import_module(f"asdlab.cli.{name}").register(subparsers)
+        if commands is None or _command_name(name) in commands:
+            importlib.import_module(f"asdlab.cli.{name}").register(subparsers)
+        else:
+            subparsers.add_parser(_command_name(name), help=COMMANDS.get(name), add_help=False)
     return parser
+
+
+def _requested(argv: list[str]) -> set[str]:
+    """The subcommand named in argv (its first word that is not an option), if any."""
+    names = {_command_name(name) for name in _COMMAND_MODULES}
+    first = next((word for word in argv if not word.startswith("-")), None)
+    return {first} if first in names else set()
 
 
 class _OncePerCommand(logging.Filter):
@@ -47,7 +63,8 @@ class _OncePerCommand(logging.Filter):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_requested(argv))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

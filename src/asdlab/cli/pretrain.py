@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from asdlab.cli._commands import COMMANDS
+
 __all__ = ["register", "run", "format_progress"]
 
 
@@ -34,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `pretrain` subcommand."""
     parser = subparsers.add_parser(
         "pretrain",
-        help="domain-adaptive self-supervised pre-training (EAT's UFO objective) on machine sounds",
+        help=COMMANDS["pretrain"],
         description=(
             "Continue EAT's self-supervised pre-training (masked student, EMA teacher, utterance-frame loss) on "
             "the train clips of every machine under each DATA_ROOT (no labels are used). Writes OUT/encoder."
@@ -69,13 +71,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=None, help="updates between checkpoints (default 1000)")
     parser.add_argument("--log-every", type=int, default=None, help="updates between progress lines (default 10)")
     parser.add_argument("--seed", type=int, default=None, help="seed of initialisation, data order and masks (default 0)")
+    parser.add_argument("--decoder-conv", default=None, choices=("auto", "conv", "conv-nhwc", "matmul"),
+                        help="how the decoder computes its grouped convolutions (same result; default auto: the "
+                             "fastest measured on a GPU, conv on a CPU)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="torch.compile the DAP objective (default: off on a CPU; see GPU_COMPILE on a GPU)")
     parser.add_argument("--resume", action="store_true", help="continue from DIR/last.ckpt")
+    parser.add_argument("--stop-after", type=int, default=None, metavar="N",
+                        help="stop after N updates of this call, with a checkpoint, to continue with --resume "
+                             "(e.g. within a job's time limit)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Pre-train, printing one progress line per report, then where the encoder went."""
     from asdlab.pipeline.pretrain import PretrainSettings, run_pretraining, with_overrides  # imports torch
+    from asdlab.training.loop import is_global_zero
 
     devices = args.devices
     if devices is not None and devices != "auto":
@@ -86,13 +97,16 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr, warmup_steps=args.warmup, duration_s=args.duration_s, precision=args.precision,
         accelerator=args.accelerator, devices=devices, num_nodes=args.num_nodes, strategy=args.strategy,
         num_workers=args.num_workers, checkpoint_every=args.checkpoint_every, log_every=args.log_every,
-        seed=args.seed,
+        seed=args.seed, decoder_conv=args.decoder_conv, compile=args.compile,
     )
 
     def show(report) -> None:
         print(format_progress(report), flush=True)
 
-    result = run_pretraining(args.data_roots, args.out, settings, resume=args.resume, progress=show)
+    result = run_pretraining(args.data_roots, args.out, settings, resume=args.resume, progress=show,
+                             stop_after=args.stop_after)
+    if not is_global_zero():  # every rank ran the same training; one reports it
+        return 0
     print(f"pre-trained on {result.clips} clips for {result.steps} updates ({result.wall_s:.1f} s); "
           f"DAP encoder: {result.encoder_path}; teacher: {result.teacher_path}; log: {result.log_path}")
     sys.stdout.flush()

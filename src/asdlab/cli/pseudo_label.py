@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from asdlab.cli._commands import AUTO_RULES, COMMANDS, EAT_TARGET_FRAMES, NORMALIZATIONS
 from asdlab.cli._progress import ProgressPrinter
-from asdlab.features.normalize import EAT_TARGET_FRAMES
-from asdlab.pseudo.count import AUTO_RULES
-from asdlab.pseudo.ward import NORMALIZATIONS
 
 __all__ = ["register", "run"]
 
@@ -46,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `pseudo-label` subcommand."""
     parser = subparsers.add_parser(
         "pseudo-label",
-        help="cluster the clips of machines without attributes into pseudo-attributes (Ward linkage)",
+        help=COMMANDS["pseudo_label"],
         description="Embed the training clips of every machine type without attributes (noAttribute, or hidden "
         "with --hide-attributes), cluster each section with Ward linkage and write DIR/pseudo_attributes.csv, "
         "DIR/attributes/<Machine>/attributes_<section>.csv, DIR/clustering.json (rule, K, and ARI/NMI against "
@@ -85,7 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"EAT: pad / crop the fbank to N frames, or 'all' (default {EAT_TARGET_FRAMES})")
     parser.add_argument("--duration-s", type=float, default=None, help="pad / crop clips to this many seconds")
     parser.add_argument("--batch-size", type=int, default=16, help="clips per forward pass (default 16)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--device", default="auto", help="auto (the GPU when there is one), cpu, cuda or cuda:N")
     parser.add_argument("--seed", type=int, default=0, help="random initialisation, gap rule and t-SNE seed")
     parser.set_defaults(func=run)
 

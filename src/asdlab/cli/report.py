@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from asdlab.metrics.dcase import rule_for_year
-from asdlab.report.html import ReportImage, ReportSystem, write_report
+from asdlab.cli._commands import COMMANDS
 
 __all__ = ["register", "run"]
 
@@ -25,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `report` subcommand."""
     parser = subparsers.add_parser(
         "report",
-        help="write a static HTML report: score tables, ROC curves, histograms, training curves",
+        help=COMMANDS["report"],
         description=(
             "Evaluate each scores folder (from `asdlab score`) against the ground truth with the official metric "
             "and write OUT/index.html with OUT/figures/*.png: per system its table, ROC curves per machine and "
@@ -50,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from asdlab.metrics.dcase import rule_for_year
+    from asdlab.report.html import ReportImage, ReportSystem, write_report
+
     rule = rule_for_year(args.year) if args.year is not None else "dcase2023"
     systems = [ReportSystem(name, path, args.ground_truth, rule=rule) for name, path in args.scores]
     index = write_report(

@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from asdlab.cli._commands import COMMANDS, shipped_recipes
 from asdlab.cli._progress import TrainingProgressPrinter
-from asdlab.pipeline.experiment import (
-    ExperimentConfig,
-    ExperimentResult,
-    list_recipes,
-    load_experiment_config,
-    run_experiment,
-)
+
+if TYPE_CHECKING:
+    from asdlab.pipeline.experiment import ExperimentConfig, ExperimentResult
 
 __all__ = ["register", "run", "run_and_print"]
 
@@ -22,11 +20,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `run` subcommand."""
     parser = subparsers.add_parser(
         "run",
-        help="run an experiment (data, DAP, pseudo-labels, fine-tuning, scoring, report) from a config",
+        help=COMMANDS["run"],
         description=(
             "Run every variant x seed of an experiment configuration. Each stage's output is cached under "
             "OUT/cache/ keyed by its settings and inputs, so a rerun skips finished stages and a changed "
-            f"setting reruns only what depends on it. Shipped recipes: {', '.join(list_recipes())}."
+            f"setting reruns only what depends on it. Shipped recipes: {', '.join(shipped_recipes())}."
         ),
     )
     parser.add_argument("config", metavar="CONFIG", help="a YAML configuration file or a shipped recipe name")
@@ -39,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from asdlab.pipeline.experiment import load_experiment_config
+
     config = load_experiment_config(args.config, overrides=args.overrides, small_scale=args.synthetic)
     run_and_print(config, args.out or Path("runs") / config.name)
     return 0
@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
 def run_and_print(config: ExperimentConfig, out: Path) -> ExperimentResult:
     """Run an experiment with progress on the terminal, then print each system's table and the summary."""
+    from asdlab.pipeline.experiment import run_experiment
+
     start = time.perf_counter()
     result = run_experiment(config, out, log=print, progress=TrainingProgressPrinter())
     for item in result.results:

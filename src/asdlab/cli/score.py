@@ -12,10 +12,9 @@ import argparse
 import zipfile
 from pathlib import Path
 
-from asdlab.backends.registry import available_backends
+from asdlab.cli._commands import BACKENDS, COMMANDS
 from asdlab.cli._progress import ProgressPrinter
 from asdlab.errors import ConfigError
-from asdlab.pipeline.scoring import ScoreSettings, parse_params, score_embeddings
 
 DETECTOR_FILE = "detector.json"  # asdlab.detector.DETECTOR_FILE, without importing torch at parse time
 
@@ -26,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `score` subcommand."""
     parser = subparsers.add_parser(
         "score",
-        help="score test clips with a detector (MODEL_DIR DATA_ROOT) or an embeddings file: DCASE files",
+        help=COMMANDS["score"],
         description=(
             "With MODEL_DIR DATA_ROOT: embed every test/ clip under DATA_ROOT with the detector from "
             "`asdlab fit` and write anomaly_score_*/decision_result_* to --out (evaluated when the file names "
@@ -45,8 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("data_root", type=Path, nargs="?", default=None, metavar="DATA_ROOT",
                         help="with a detector: the dataset root whose test/ clips are scored")
     parser.add_argument("--out", type=Path, required=True, metavar="SCORES_DIR", help="folder for the score files")
-    parser.add_argument("--backend", default="knn", choices=available_backends(), metavar="NAME",
-                        help=f"backend: {', '.join(available_backends())} (default: knn, k=1 cosine per domain)")
+    parser.add_argument("--backend", default="knn", choices=BACKENDS, metavar="NAME",
+                        help=f"backend: {', '.join(BACKENDS)} (default: knn, k=1 cosine per domain)")
     parser.add_argument("--set", dest="params", action="append", default=[], metavar="KEY=VALUE",
                         help="backend parameter, repeatable (e.g. --set n_neighbors=3 --set metric=euclidean)")
     parser.add_argument("--normalize", choices=("none", "zscore", "rank"), default="none",
@@ -58,6 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="dataset root or evaluator folder (default: the embeddings' own labels, if any)")
     parser.add_argument("--folds", type=int, default=5, help="folds of the out-of-fold training scores (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fold assignment")
+    parser.add_argument("--device", default="auto",
+                        help="detector: where test clips are embedded: auto (the GPU when there is one, bf16), "
+                             "cpu, cuda, cuda:N")
     parser.add_argument("--no-ci", action="store_true", help="skip the jackknife confidence interval")
     parser.set_defaults(func=run)
 
@@ -68,7 +70,8 @@ def _score_with_detector(args: argparse.Namespace) -> int:
     if args.data_root is None:
         raise ConfigError(f"{args.target} is a detector: give the DATA_ROOT whose test clips to score")
     detector = load_detector(args.target)
-    result = detector.score(args.data_root, args.out, progress=ProgressPrinter("embedding test clips"))
+    result = detector.score(args.data_root, args.out, device=args.device,
+                            progress=ProgressPrinter("embedding test clips"))
     scored = sum(len(m.test_scores) for m in result.machines)
     print(f"{detector.recipe}: {scored} clip(s) of {len(result.machines)} machine/section(s) scored -> {result.out_dir}")
     if result.skipped:
@@ -90,6 +93,8 @@ def _is_detector(target: Path) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from asdlab.pipeline.scoring import ScoreSettings, parse_params, score_embeddings
+
     if _is_detector(args.target):
         return _score_with_detector(args)
     if args.data_root is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from asdlab.data.synth import MACHINE_NAMES, generate_dataset
+from asdlab.cli._commands import COMMANDS, MACHINE_NAMES
 
 __all__ = ["register", "run"]
 
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `synth` subcommand."""
     parser = subparsers.add_parser(
         "synth",
-        help="write a synthetic DCASE-layout dataset of machine sounds",
+        help=COMMANDS["synth"],
         description="Write seeded synthetic machine sounds as OUT/dev_data/raw/<Machine>/{train,test}/*.wav "
         "(DCASE 2023-2025 names), with attributes_00.csv per machine.",
     )
@@ -50,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate the dataset and print clip counts per machine."""
+    from asdlab.data.synth import generate_dataset
 
     def report(machine: str, done: int, total: int) -> None:
         print(f"[{done}/{total}] {machine}", flush=True)

@@ -9,6 +9,7 @@ augmentation belong to the task). This is the only module of `asdlab.data` that 
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import contextlib
 import hashlib
 import json
@@ -16,7 +17,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import soundfile as sf
@@ -35,7 +36,9 @@ try:
 except ImportError:  # Windows: no advisory locks; concurrent builders then both write (atomically)
     fcntl = None
 
-__all__ = ["ClipDataset", "collate_clips", "common_duration"]
+__all__ = ["ClipDataset", "collate_clips", "common_duration", "map_ahead"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +95,47 @@ def _lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def map_ahead(function: Callable[[int], T], count: int, *, threads: int, ahead: int | None = None) -> Iterator[T]:
+    """function(0), function(1), ... function(count - 1) in order, computed by `threads` threads up to
+    `ahead` items (default 2 x threads) before they are taken; threads = 0 computes each when taken.
+
+    Decoding (libsndfile) and resampling (soxr) release the GIL, so threads decode in parallel with
+    no copy between processes (a DataLoader worker moves every decoded batch through new shared memory).
+    """
+    if threads <= 0:
+        yield from (function(i) for i in range(count))
+        return
+    ahead = ahead or 2 * threads
+    with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="asdlab-decode") as pool:
+        pending: collections.deque = collections.deque()
+        try:
+            for i in range(count):
+                pending.append(pool.submit(function, i))
+                if len(pending) > ahead:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:  # stopped early: drop what was not started
+            for future in pending:
+                future.cancel()
+
+
+class _Decoded:
+    """Item i = (clip i decoded by `load`, None) or (None, (path, problem)): what `map_ahead` decodes."""
+
+    def __init__(self, records: Sequence[ClipRecord], load: Callable[[str | os.PathLike], NDArray[np.float32]]):
+        self.records, self.load = records, load
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> tuple[NDArray[np.float32] | None, tuple[str, str] | None]:
+        try:
+            return self.load(self.records[index].path), None
+        except AudioError as error:
+            return None, (str(error.path), error.problem)
+
+
 class ClipDataset(Dataset):
     """Every clip of `records` decoded once to float32 at `sample_rate` and brought to one length.
 
@@ -109,6 +153,7 @@ class ClipDataset(Dataset):
             cutting, to `asdlab.features.level.TYPICAL_RMS` (what `Backbone(level="rms")` does to
             a whole clip at inference); "none" (default) keeps the file's level. The cache stores
             the normalised clips and its key includes the level.
+        num_workers: threads decoding (and resampling) clips in parallel while the cache is built.
 
     Attributes:
         records: the clips kept, aligned with the items.
@@ -132,6 +177,7 @@ class ClipDataset(Dataset):
         cache_dir: str | os.PathLike | None = None,
         progress: Callable[[int, int], None] | None = None,
         level: Level = "none",
+        num_workers: int = 0,
     ):
         if fit not in ("pad", "tile", "crop"):
             raise ConfigError(f"fit must be 'pad', 'tile' or 'crop', got {fit!r}")
@@ -150,6 +196,7 @@ class ClipDataset(Dataset):
         self.sample_rate = sample_rate
         self.fit = fit
         self.level = level
+        self.num_workers = num_workers
         self.num_samples = round(duration_s * sample_rate)
         self.duration_s = self.num_samples / sample_rate
         self.cache_path: Path | None = None
@@ -217,12 +264,11 @@ class ClipDataset(Dataset):
                 tmp = stack.enter_context(atomic_path(path, suffix=".npy"))
                 array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
                                                   shape=(len(records), self.num_samples))
-            for i, record in enumerate(records):
-                try:
-                    wave = self._load(record.path)
-                except AudioError as error:
-                    logger.warning("skipping %s", error)
-                    failures.append((Path(error.path), error.problem))
+            decoded = map_ahead(_Decoded(records, self._load).__getitem__, len(records), threads=self.num_workers)
+            for i, (record, (wave, problem)) in enumerate(zip(records, decoded, strict=True)):
+                if problem is not None:
+                    logger.warning("skipping %s: %s", *problem)
+                    failures.append((Path(problem[0]), problem[1]))
                 else:
                     row = np.zeros(self.num_samples, np.float32)
                     row[: len(wave)] = wave

@@ -169,6 +169,8 @@ class EATEncoder(nn.Module):
         padding_mask: Tensor | None = None,
         patch_mask: Tensor | None = None,
         return_layer_outputs: bool = False,
+        clones: int = 1,
+        kept_per_row: int | None = None,
     ) -> EATFeatures:
         """Encode a spectrogram into CLS and patch tokens.
 
@@ -176,13 +178,18 @@ class EATEncoder(nn.Module):
             x: (B, 1, T, F), T a multiple of 16 and at most 16 x `max_time_patches`.
             padding_mask: (B, T) bool over frames, True for padding (clips shorter than the
                 batch). Patches made only of padding are excluded from attention and from "mean".
-            patch_mask: (B, N) bool over the N = (T/16) * 8 patches, **True for patches kept**
-                (visible to the encoder); the others are dropped before the blocks, as for EAT's
-                student. Every row must keep the same number of patches.
+            patch_mask: (B x clones, N) bool over the N = (T/16) * 8 patches, **True for patches
+                kept** (visible to the encoder); the others are dropped before the blocks, as for
+                EAT's student. Every row must keep the same number of patches.
             return_layer_outputs: also return each block's MLP output (teacher targets).
+            clones: views per input: row r of `patch_mask` masks input r // clones (EAT's 16
+                clones share one patch embedding instead of embedding 16 copies of the input).
+            kept_per_row: the patches each mask row keeps, when the caller knows it (DAP masks
+                keep a fixed count): the count is then checked on the device, without waiting
+                for it on the host (no host sync, no graph break under `torch.compile`).
 
         Returns:
-            `EATFeatures`.
+            `EATFeatures` with B x clones rows.
 
         Raises:
             ValueError: on a wrong input shape or unequal kept counts.
@@ -209,19 +216,30 @@ class EATEncoder(nn.Module):
                 raise ValueError(f"padding_mask must be (B, T) = {(B, T)}, got {tuple(padding_mask.shape)}")
             patch_padding = self._patch_padding(padding_mask.bool(), time_patches)
 
+        if clones < 1 or (clones > 1 and patch_mask is None):
+            raise ValueError(f"clones = {clones} needs a patch_mask with a row per clone")
         if patch_mask is not None:
-            if patch_mask.shape != (B, N):
-                raise ValueError(f"patch_mask must be (B, N) = {(B, N)}, got {tuple(patch_mask.shape)}")
+            rows = B * clones
+            if patch_mask.shape != (rows, N):
+                raise ValueError(f"patch_mask must be (B x clones, N) = {(rows, N)}, got {tuple(patch_mask.shape)}")
             patch_mask = patch_mask.bool()
             kept = patch_mask.sum(dim=1)
-            K = int(kept[0])
-            if not bool((kept == K).all()):
-                raise ValueError(f"patch_mask keeps {kept.tolist()} patches per row; every row must keep the same")
+            if kept_per_row is None:
+                K = int(kept[0])
+                if not bool((kept == K).all()):
+                    raise ValueError(f"patch_mask keeps {kept.tolist()} patches per row; every row must keep the same")
+            else:
+                K = kept_per_row
+                torch._assert_async((kept == K).all(), f"patch_mask rows must each keep {K} patches")
             # Kept positions in ascending grid order: stable sort puts True (0 after ~) first.
-            keep_ids = torch.argsort((~patch_mask).to(torch.uint8), dim=1, stable=True)[:, :K]  # (B, K)
-            tokens = tokens.gather(1, keep_ids[:, :, None].expand(-1, -1, tokens.shape[-1]))  # (B, K, D)
+            keep_ids = torch.argsort((~patch_mask).to(torch.uint8), dim=1, stable=True)[:, :K]  # (rows, K)
+            # Row r takes its tokens from input r // clones: index the (B * N, D) token table.
+            source = torch.arange(rows, device=x.device) // clones  # (rows,)
+            flat_ids = (source[:, None] * N + keep_ids).reshape(-1)  # (rows * K,)
+            tokens = tokens.reshape(B * N, -1).index_select(0, flat_ids).view(rows, K, -1)  # (rows, K, D)
             if patch_padding is not None:
-                patch_padding = patch_padding.gather(1, keep_ids)  # (B, K)
+                patch_padding = patch_padding.reshape(B * N).index_select(0, flat_ids).view(rows, K)
+            B = rows
 
         if patch_padding is not None and not bool(patch_padding.any()):
             patch_padding = None
@@ -281,12 +299,62 @@ class _ChannelLayerNorm(nn.Module):
         return x.permute(0, 3, 1, 2)  # (B, H, W, C) -> (B, C, H, W)
 
 
+def _autocast_input(x: Tensor) -> Tensor:
+    """`x` in the autocast dtype when autocast is on: the patches for the matmul are built at that width."""
+    if torch.is_autocast_enabled(x.device.type):
+        return x.to(torch.get_autocast_dtype(x.device.type))
+    return x
+
+
+def grouped_conv_matmul(x: Tensor, weight: Tensor, bias: Tensor | None, *, groups: int) -> Tensor:
+    """A grouped 'same' Conv2d (odd kernel, stride 1) on channels-last maps as im2col + one batched matmul.
+
+    Equals `F.conv2d` of the NCHW view with `padding=k // 2, groups=groups`; cuDNN's bf16 backward of
+    EAT's 16-group 3 x 3 convolution is slow on recent GPUs (issue 18 profile), a (G, B*H*W, k*k*C/G)
+    x (G, k*k*C/G, C/G) matmul is not.
+
+    Args:
+        x: (B, H, W, C).
+        weight: (C, C / groups, k, k), as `nn.Conv2d` stores it.
+        bias: (C,) or None.
+        groups: G.
+
+    Returns:
+        (B, H, W, C).
+    """
+    B, H, W, C = x.shape
+    k = weight.shape[-1]
+    G, Cg = groups, C // groups
+    p = k // 2
+    x = _autocast_input(x)
+    padded = F.pad(x, (0, 0, p, p, p, p))  # (B, H + 2p, W + 2p, C)
+    by_group = padded.view(B, H + 2 * p, W + 2 * p, G, Cg).permute(3, 0, 1, 2, 4)  # (G, B, H + 2p, W + 2p, Cg)
+    shifted = [by_group[:, :, i : i + H, j : j + W] for i in range(k) for j in range(k)]
+    cols = torch.stack(shifted, dim=4).view(G, B * H * W, k * k * Cg)  # (G, B, H, W, k*k, Cg) -> (G, BHW, k*k*Cg)
+    # (C_out, Cg, k, k) -> (G, C_out/G, Cg, k, k) -> (G, k, k, Cg, C_out/G): rows in the order of `cols`.
+    w = weight.view(G, C // G, Cg, k, k).permute(0, 3, 4, 2, 1).reshape(G, k * k * Cg, C // G)
+    if bias is None:
+        out = torch.bmm(cols, w.to(cols.dtype))  # (G, BHW, C/G)
+    else:
+        out = torch.baddbmm(bias.view(G, 1, C // G).to(cols.dtype), cols, w.to(cols.dtype))
+    return out.permute(1, 0, 2).reshape(B, H, W, C)  # (G, BHW, C/G) -> (BHW, G, C/G) -> (B, H, W, C)
+
+
+DecoderConv = Literal["conv", "conv-nhwc", "matmul"]
+DECODER_CONVS: tuple[str, ...] = ("conv", "conv-nhwc", "matmul")
+
+
 class EATDecoder(nn.Module):
     """EAT's lightweight CNN decoder of the student (data2vec 2.0 `Decoder2d`).
 
     Kept student tokens and N(0, 0.01^2) mask tokens are put back on the (T/16) x 8 grid; then
     `num_layers` x [grouped Conv2d -> channel LayerNorm (no affine, eps 1e-5) -> GELU], each with
     a residual add, and a per-position Linear. No positions are added.
+
+    Three computations of the same layers, chosen by `conv` (settable; weights and keys are the
+    same): "conv" runs `nn.Conv2d` on (B, D, H, W) maps as the reference does; "conv-nhwc" keeps
+    the maps channels-last (B, H, W, D), so the LayerNorm needs no permutes and cuDNN gets NHWC
+    input; "matmul" also computes the grouped convolution as `grouped_conv_matmul`.
 
     Args:
         embed_dim: D of the encoder.
@@ -295,6 +363,7 @@ class EATDecoder(nn.Module):
         groups: conv groups (16).
         freq_patches: grid width (8 for 128 mel bins).
         mask_noise_std: standard deviation of the mask tokens (0.01).
+        conv: "conv" (default), "conv-nhwc" or "matmul".
     """
 
     def __init__(
@@ -306,10 +375,15 @@ class EATDecoder(nn.Module):
         groups: int = 16,
         freq_patches: int = 8,
         mask_noise_std: float = 0.01,
+        conv: DecoderConv = "conv",
     ):
         super().__init__()
+        if conv not in DECODER_CONVS:
+            raise ValueError(f"conv must be one of {', '.join(DECODER_CONVS)}, got {conv!r}")
         self.freq_patches = freq_patches
         self.mask_noise_std = mask_noise_std
+        self.groups = groups
+        self.conv = conv
         # nn.Sequential keeps the released key names `blocks.{i}.0.{weight,bias}`.
         self.blocks = nn.ModuleList(
             nn.Sequential(
@@ -321,7 +395,30 @@ class EATDecoder(nn.Module):
         )
         self.proj = nn.Linear(embed_dim, embed_dim)
 
-    def forward(self, patches: Tensor, patch_mask: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+    def mask_noise(
+        self, rows: int, num_patches: int, *, generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> Tensor:
+        """The mask tokens' noise (rows, N, D) in float32, as `forward` draws it from `generator`."""
+        D = self.proj.in_features
+        noise = torch.randn(rows, num_patches, D, generator=generator, device=device)
+        return noise * self.mask_noise_std
+
+    def _channels_last_layers(self, x: Tensor) -> Tensor:
+        """The conv layers on (B, H, W, D) maps -> (B, H, W, D)."""
+        for block in self.blocks:
+            conv, norm = block[0], block[1]
+            if self.conv == "matmul":
+                y = grouped_conv_matmul(x, conv.weight, conv.bias, groups=self.groups)
+            else:  # an NCHW view with channels-last strides: cuDNN / oneDNN run NHWC, no copy
+                y = conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # (B, D, H, W) view <-> (B, H, W, D)
+            x = x + F.gelu(F.layer_norm(y, y.shape[-1:], eps=norm.eps))
+        return x
+
+    def forward(
+        self, patches: Tensor, patch_mask: Tensor, *, generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
+    ) -> Tensor:
         """Predict every grid position from the kept tokens.
 
         Args:
@@ -329,6 +426,8 @@ class EATDecoder(nn.Module):
                 returned by `EATEncoder.forward_features(..., patch_mask=patch_mask)`.
             patch_mask: (B, N) bool, True for kept patches (K per row).
             generator: source of the mask-token noise.
+            noise: the mask tokens (B, N, D) from `mask_noise`, instead of drawing them here
+                (keeps random draws out of a compiled graph).
 
         Returns:
             (B, N, D) predictions in grid order.
@@ -337,14 +436,19 @@ class EATDecoder(nn.Module):
         D = patches.shape[-1]
         if N % self.freq_patches:
             raise ValueError(f"{N} patches do not fill rows of {self.freq_patches}")
-        grid = torch.randn(B, N, D, generator=generator, device=patches.device, dtype=patches.dtype)
-        grid = grid * self.mask_noise_std
+        if noise is None:
+            noise = self.mask_noise(B, N, generator=generator, device=patches.device)
+        grid = noise.to(patches.dtype)
         # masked_scatter fills True positions in row-major order, i.e. ascending grid index per row.
         grid = grid.masked_scatter(patch_mask.bool()[:, :, None], patches)  # (B, N, D)
-        x = grid.view(B, N // self.freq_patches, self.freq_patches, D).permute(0, 3, 1, 2)  # (B, D, T/16, 8)
-        for block in self.blocks:
-            x = x + block(x)
-        x = x.permute(0, 2, 3, 1).reshape(B, N, D)  # (B, D, T/16, 8) -> (B, N, D)
+        H, W = N // self.freq_patches, self.freq_patches
+        if self.conv == "conv":
+            x = grid.view(B, H, W, D).permute(0, 3, 1, 2)  # (B, D, T/16, 8)
+            for block in self.blocks:
+                x = x + block(x)
+            x = x.permute(0, 2, 3, 1).reshape(B, N, D)  # (B, D, T/16, 8) -> (B, N, D)
+        else:
+            x = self._channels_last_layers(grid.view(B, H, W, D)).reshape(B, N, D)  # (B, T/16, 8, D) -> (B, N, D)
         return self.proj(x)
 
 

@@ -282,6 +282,12 @@ class KaldiFbank(nn.Module):
             raise DataError(
                 f"waveform must be a float tensor of shape (*, S), got {waveform.dtype} {tuple(waveform.shape)}"
             )
+        # Always full precision: under bf16 autocast the mel matmul would otherwise round the power
+        # spectrum to 8 mantissa bits before the log.
+        with torch.autocast(device_type=waveform.device.type, enabled=False):
+            return self._fbank(waveform, generator)
+
+    def _fbank(self, waveform: Tensor, generator: torch.Generator | None) -> Tensor:
         dtype = torch.float64 if waveform.dtype == torch.float64 else torch.float32
         lead, num_samples = waveform.shape[:-1], waveform.shape[-1]
         x = waveform.to(dtype).reshape(-1, num_samples)  # (N, S), N = prod(lead)

@@ -208,9 +208,10 @@ def config_hash(*parts: Any, length: int = 12) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
-# Settings a stopped training run may be resumed with changed: hardware, logging, the decode cache.
+# Settings a stopped training run may be resumed with changed: hardware, logging, the decode cache, and how
+# the DAP step is computed (decoder convolution, compile), which leaves the objective as it is.
 RESUMABLE_CHANGES = frozenset({"accelerator", "devices", "num_nodes", "strategy", "precision", "num_workers",
-                               "log_every", "checkpoint_every", "cache_dir"})
+                               "log_every", "checkpoint_every", "cache_dir", "decoder_conv", "compile"})
 
 
 def write_run_settings(path: str | os.PathLike, settings: Any) -> None:

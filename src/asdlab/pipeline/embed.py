@@ -27,7 +27,15 @@ from asdlab import __version__
 from asdlab._io import atomic_path, atomic_write_text, sha256_file
 from asdlab.data.index import index_dataset
 from asdlab.data.records import ClipRecord, Split
-from asdlab.embeddings.extract import ClipFailure, EmbeddedClips, ProgressCallback, embed_clips
+from asdlab.embeddings.extract import (
+    ClipFailure,
+    EmbeddedClips,
+    Precision,
+    ProgressCallback,
+    iter_embedded_chunks,
+    resolve_device,
+    resolve_inference_precision,
+)
 from asdlab.embeddings.table import EmbeddingTable
 from asdlab.encoders.backbone import Pooling, build_backbone
 from asdlab.errors import ConfigError, DataError
@@ -190,7 +198,7 @@ def _write_chunk(
 
 def _check_device(device: str | torch.device) -> torch.device:
     try:
-        device = torch.device(device)
+        device = resolve_device(device)
     except RuntimeError as error:
         raise ConfigError(f"device {str(device)!r}: {error}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -210,6 +218,8 @@ def embed_dataset(
     chunk_batches: int = 16,
     restart: bool = False,
     progress: ProgressCallback | None = None,
+    num_workers: int | None = 0,
+    precision: Precision = "auto",
 ) -> EmbedResult:
     """Embed every clip under `data_root` into one table at `out_path`, resuming an interrupted run.
 
@@ -220,10 +230,13 @@ def embed_dataset(
         splits: keep only these splits ("train", "test"); None = all.
         machines: keep only these machine types; None = all.
         batch_size: clips per forward pass.
-        device: where the backbone runs ("cpu", "cuda", "cuda:1").
+        device: where the backbone runs ("cpu", "cuda", "cuda:1", or "auto": the GPU when there is one).
         chunk_batches: batches per chunk written to the partial folder (what a crash can lose).
         restart: discard partial state of an earlier run even when its settings match.
         progress: called as `progress(clips_done, clips_total)`, counting resumed clips as done.
+        num_workers: threads decoding clips ahead of the model (see `embed_clips`); None = 0 on a
+            CPU, on a GPU one per CPU core but one (at most 16), to keep it fed.
+        precision: "auto" (bf16 autocast on a GPU, fp32 on a CPU), "fp32" or "bf16".
 
     Returns:
         `EmbedResult`.
@@ -239,6 +252,11 @@ def embed_dataset(
     if batch_size < 1 or chunk_batches < 1:
         raise ConfigError(f"batch_size ({batch_size}) and chunk_batches ({chunk_batches}) must be >= 1")
     device = _check_device(device)
+    precision = resolve_inference_precision(precision, device)
+    if num_workers is None:
+        num_workers = min(16, max((os.cpu_count() or 1) - 1, 0)) if device.type == "cuda" else 0
+    if num_workers < 0:
+        raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
     root = Path(data_root)
     splits = None if splits is None else tuple(splits)
     machines = None if machines is None else tuple(machines)
@@ -270,27 +288,28 @@ def embed_dataset(
     _open_partial(folder, key, settings, len(records), restart=restart)
 
     finished = _finished_chunks(folder)
-    done = resumed = finished[-1][1] if finished else 0
+    resumed = finished[-1][1] if finished else 0
     total = len(records)
     if resumed:
         logger.info("%s: resuming after %d of %d clips", folder, resumed, total)
     if progress is not None:
-        progress(done, total)
+        progress(resumed, total)
     chunk_size = batch_size * chunk_batches
-    while done < total:
-        start = done
+
+    def chunk_progress(clips_done: int, _: int) -> None:
+        if progress is not None:
+            progress(resumed + clips_done, total)
+
+    # One data pipeline for every remaining chunk (its workers keep decoding across chunk ends).
+    chunks = iter_embedded_chunks(
+        records[resumed:], backbone, chunk_size=chunk_size, sample_rate=backbone.sample_rate,
+        duration_s=config.duration_s, batch_size=batch_size, device=device, progress=chunk_progress,
+        num_workers=num_workers, precision=precision,
+    )
+    for offset, clips in chunks:
+        start = resumed + offset
         chunk = records[start : start + chunk_size]
-
-        def chunk_progress(clips_done: int, _: int, offset: int = start) -> None:
-            if progress is not None:
-                progress(offset + clips_done, total)
-
-        clips = embed_clips(
-            chunk, backbone, sample_rate=backbone.sample_rate, duration_s=config.duration_s,
-            batch_size=batch_size, device=device, progress=chunk_progress,
-        )
         _write_chunk(folder, start, chunk, clips, backbone.embed_dim)
-        done = start + len(chunk)
 
     # The table is always assembled from the chunk files, so resumed and uninterrupted runs agree.
     rows = [_load_chunk(path) for _, _, path in _finished_chunks(folder)]
@@ -320,6 +339,7 @@ def embed_dataset(
         "failures": [{"path": str(f.path), "problem": f.problem} for f in failures],
         "batch_size": batch_size,
         "device": str(device),
+        "precision": precision,
         "versions": {
             "asdlab": __version__,
             "torch": torch.__version__,

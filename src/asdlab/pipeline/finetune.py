@@ -35,7 +35,7 @@ from asdlab.features.level import LEVELS, Level
 from asdlab.pipeline.config_io import check_resume_settings, write_run_settings
 from asdlab.training.finetune import AttributeTask, make_eat_backbone
 from asdlab.training.labels import Granularity, LabelMap, build_label_map, find_auxiliary_clips
-from asdlab.training.loop import LOG_NAME, TrainProgress, TrainSettings, train
+from asdlab.training.loop import LOG_NAME, TrainProgress, TrainSettings, is_global_zero, train
 from asdlab.training.two_branch import TwoBranchTask
 
 __all__ = [
@@ -106,9 +106,14 @@ class FinetuneSettings:
             same to every clip it embeds, so scores do not depend on a recording's gain; "none"
             keeps the files' own levels.
         cache_dir: memory-mapped waveform cache (None = in memory).
-        precision / accelerator / devices / num_nodes / strategy / num_workers: Fabric.
+        precision / accelerator / devices / num_nodes / strategy / num_workers: Fabric; precision "auto"
+            is bf16-mixed on a GPU and 32-true on a CPU.
+        accumulate_steps: micro-batches per update (W processes with K each update like one process
+            with W x K: the same batches and random draws).
         checkpoint_every / log_every: updates between checkpoints / log rows.
         seed: data order, augmentation and the random initialisations.
+        compile: EAT: torch.compile the encoder, pooling and projection (eager when compiling fails);
+            the same model, so a run may resume with it changed.
     """
 
     recipe: Recipe = "two-branch-cnn"
@@ -152,15 +157,17 @@ class FinetuneSettings:
     sample_rate: int = 16000
     level: Level = "rms"
     cache_dir: str | None = None
-    precision: str = "32-true"
+    precision: str = "auto"
     accelerator: str = "auto"
     devices: int | str = 1
     num_nodes: int = 1
     strategy: str = "auto"
+    accumulate_steps: int = 1
     num_workers: int = 0
     checkpoint_every: int = 500
     log_every: int = 10
     seed: int = 0
+    compile: bool = False
 
     def resolved(self) -> FinetuneSettings:
         """A copy with the recipe's values in every field left None.
@@ -279,6 +286,7 @@ def run_finetuning(
     pseudo_attributes: str | os.PathLike | Mapping[str, str] | None = None,
     resume: bool = False,
     progress: Callable[[TrainProgress], None] | None = None,
+    stop_after: int | None = None,
 ) -> FinetuneResult:
     """Fine-tune on the training clips under `data_root` and write the model folder `out_dir`.
 
@@ -293,6 +301,10 @@ def run_finetuning(
         resume: continue an interrupted run from `out_dir/last.ckpt`; its settings must be the
             ones it started with (`out_dir/finetune_settings.json`) except hardware and logging.
         progress: called with a `TrainProgress` every `log_every` updates.
+        stop_after: stop after this many updates of this call (checkpoint and model written), to
+            continue with `resume`; None = run to the end. Not with dual-head training.
+
+    With several processes (DDP, e.g. `torchrun`), every rank trains and only rank 0 writes files.
 
     Returns:
         `FinetuneResult`.
@@ -303,6 +315,8 @@ def run_finetuning(
         CheckpointError: unreadable init weights or a checkpoint that does not fit.
     """
     settings = settings.resolved()
+    if settings.dual_head and stop_after is not None:
+        raise ConfigError("stop_after is not available with dual_head training")
     out_dir = Path(out_dir)
     if resume:
         check_resume_settings(out_dir / SETTINGS_FILE, settings)
@@ -323,7 +337,7 @@ def run_finetuning(
     if settings.auxiliary:
         records += find_auxiliary_clips(data_root, machines={r.machine for r in records})
     clips = ClipDataset(records, sample_rate=settings.sample_rate, duration_s=settings.duration_s, fit="pad",
-                        cache_dir=settings.cache_dir, level=settings.level)
+                        cache_dir=settings.cache_dir, level=settings.level, num_workers=settings.num_workers)
     for path, problem in clips.failures:
         logger.warning("skipping %s: %s", path, problem)
     label_map = build_label_map(clips.records, pseudo_attributes=pseudo, granularity=settings.granularity,
@@ -344,7 +358,7 @@ def run_finetuning(
             lora_rank=settings.lora_rank, lora_alpha=settings.lora_alpha, lora_mlp=settings.lora_mlp,
             mixup_p=settings.mixup_p, mixup_alpha=settings.mixup_alpha, time_masks=settings.spec_time_masks,
             time_width=time_width, freq_masks=settings.spec_freq_masks, freq_width=settings.spec_freq_width,
-            seed=settings.seed,
+            seed=settings.seed, compile_backend="inductor" if settings.compile else None,
         )
     else:
         backbone = build_backbone(settings.preset, sample_rate=settings.sample_rate, seed=settings.seed)
@@ -355,15 +369,17 @@ def run_finetuning(
         )
 
     train_settings = TrainSettings(
-        max_steps=settings.steps, batch_size=min(settings.batch_size, len(clips)), lr=settings.lr,
+        max_steps=settings.steps, batch_size=min(settings.batch_size, len(clips)),
+        accumulate_steps=settings.accumulate_steps, lr=settings.lr,
         warmup_steps=settings.warmup_steps, weight_decay=settings.weight_decay, grad_clip=settings.grad_clip,
         betas=(0.9, 0.999), precision=settings.precision, accelerator=settings.accelerator,
         devices=settings.devices, num_nodes=settings.num_nodes, strategy=settings.strategy,
         num_workers=settings.num_workers, checkpoint_every=settings.checkpoint_every,
         log_every=settings.log_every, seed=settings.seed,
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_run_settings(out_dir / SETTINGS_FILE, settings)
+    if is_global_zero():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_run_settings(out_dir / SETTINGS_FILE, settings)
     started = time.perf_counter()
     data = _LabelledClips(clips, targets)
     if settings.dual_head:
@@ -371,10 +387,11 @@ def run_finetuning(
                             progress=progress)
         train_settings = replace(train_settings, max_steps=settings.steps - _stage1_steps(settings), warmup_steps=0)
     result = train(task, data, train_settings, out_dir=out_dir, collate_fn=_collate, resume=resume,
-                   progress=progress)
+                   progress=progress, stop_after=stop_after)
     task = task.to("cpu").eval()
-    _write_model(out_dir, settings, task, label_map, init=init, target_frames=target_frames,
-                 n_clips=len(targets), duration_s=clips.duration_s)
+    if is_global_zero():  # every rank holds the same weights; one writes them
+        _write_model(out_dir, settings, task, label_map, init=init, target_frames=target_frames,
+                     n_clips=len(targets), duration_s=clips.duration_s)
     return FinetuneResult(model_dir=out_dir, log_path=out_dir / LOG_NAME, steps=result.steps,
                           wall_s=time.perf_counter() - started, num_classes=label_map.num_classes,
                           last_logs=dict(result.last_logs))
@@ -408,8 +425,10 @@ def _first_stage(
     count = max(pseudo) + 1
     if count < 1:
         raise ConfigError("dual_head: no attribute-less training clips to cluster for the second head")
-    atomic_write_text(stage_dir / "pseudo_labels.json", json.dumps(
-        {"clusters": count, "labels": {str(r.path): p for r, p in zip(clips.records, pseudo) if p >= 0}}, indent=1))
+    if is_global_zero():
+        atomic_write_text(stage_dir / "pseudo_labels.json", json.dumps(
+            {"clusters": count, "labels": {str(r.path): p for r, p in zip(clips.records, pseudo) if p >= 0}},
+            indent=1))
     task.add_second_head(count)
     return _LabelledClips(clips, data.targets.tolist(), pseudo)
 

@@ -44,6 +44,7 @@ def fit_detector(
     work_dir: str | os.PathLike | None = None,
     log: Callable[[str], None] = logger.info,
     progress: Callable[[Any], None] | None = None,
+    device: str = "auto",
 ) -> Detector:
     """Train a detector on the normal `train/` clips under `data_root` and save it to `model_dir`.
 
@@ -58,6 +59,8 @@ def fit_detector(
         work_dir: stage cache; default `<model_dir>.work` beside it.
         log: one-line stage reports.
         progress: training progress callback.
+        device: where the training clips are embedded ("auto": the GPU when there is one, in bf16);
+            the recipe's training stages choose theirs (`accelerator`, `precision`, "auto" by default).
 
     Raises:
         ConfigError: unknown recipe, a recipe with several variants, bad overrides.
@@ -78,7 +81,7 @@ def fit_detector(
     from asdlab.pipeline.backbones import load_backbone
 
     backbone = load_backbone(build.backbone)
-    extraction = extract_embeddings(records, backbone, sample_rate=backbone.sample_rate)
+    extraction = extract_embeddings(records, backbone, sample_rate=backbone.sample_rate, device=device)
     if extraction.failures:  # each one was logged once, with its reason, when it was met
         log(f"{len(extraction.failures)} training clip(s) could not be used and were left out")
     info = {"data_root": str(Path(root).resolve()), "seed": seed, "config": to_dict(config), **provenance()}

@@ -26,7 +26,7 @@ from asdlab.data.dataset import ClipDataset
 from asdlab.data.index import index_dataset
 from asdlab.data.records import ClipRecord
 from asdlab.encoders.checkpoints import load_eat_checkpoint, load_encoder_weights, read_encoder_metadata, save_encoder
-from asdlab.encoders.eat import EAT_PRESETS, EATEncoder, create_eat_decoder
+from asdlab.encoders.eat import DECODER_CONVS, EAT_PRESETS, DecoderConv, EATEncoder, create_eat_decoder
 from asdlab.encoders.registry import create_encoder
 from asdlab.errors import CheckpointError, ConfigError, DataError
 from asdlab.features.fbank import count_frames
@@ -34,11 +34,11 @@ from asdlab.features.level import Level
 from asdlab.features.normalize import EATFrontEnd
 from asdlab.pipeline.config_io import check_resume_settings, write_run_settings
 from asdlab.training.ema import EMASchedule
-from asdlab.training.loop import ProgressCallback, TrainSettings, train
+from asdlab.training.loop import ProgressCallback, TrainSettings, is_global_zero, resolve_precision, train
 from asdlab.training.ufo import DAPTask, UtteranceReduction
 
-__all__ = ["PretrainSettings", "PretrainResult", "run_pretraining", "build_dap_task", "ENCODER_NAME",
-           "TEACHER_NAME", "DECODER_NAME", "SETTINGS_NAME", "with_overrides"]
+__all__ = ["PretrainSettings", "PretrainResult", "run_pretraining", "build_dap_task", "step_options", "ENCODER_NAME",
+           "TEACHER_NAME", "DECODER_NAME", "SETTINGS_NAME", "with_overrides", "GPU_DECODER_CONV", "GPU_COMPILE"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,12 @@ TEACHER_NAME = "teacher.safetensors"
 DECODER_NAME = "decoder.safetensors"
 SETTINGS_NAME = "pretrain_settings.json"
 _EAT_WARMUP_FRACTION = 53_333 / 400_000  # EAT: 53,333 warm-up of 400 k updates
+
+# How the DAP step runs on a GPU when the settings say "auto" (same objective either way; see
+# `EATDecoder` and `DAPTask`). Chosen from the timings of benchmarks/gpu_check.sh; a CPU always
+# runs the reference convolution, eagerly.
+GPU_DECODER_CONV: DecoderConv = "conv"
+GPU_COMPILE = False
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,11 @@ class PretrainSettings:
         precision: Fabric precision; "auto" = "bf16-mixed" on a GPU, "32-true" on the CPU.
         accelerator, devices, num_nodes, strategy, num_workers: see `TrainSettings`.
         checkpoint_every, log_every: updates between checkpoints / progress reports.
+        decoder_conv: how the decoder computes its grouped convolutions ("conv", "conv-nhwc",
+            "matmul"; see `EATDecoder`), or "auto": `GPU_DECODER_CONV` on a GPU, "conv" on a CPU.
+        compile: torch.compile the objective (falls back to eager when compiling fails); None =
+            `GPU_COMPILE` on a GPU, off on a CPU. Neither changes the objective: a run may resume
+            with them changed.
     """
 
     preset: str = "eat-base"
@@ -113,6 +124,8 @@ class PretrainSettings:
     num_workers: int = 0
     checkpoint_every: int = 1000
     log_every: int = 10
+    decoder_conv: str = "auto"
+    compile: bool | None = None
 
     def train_settings(self) -> TrainSettings:
         """The loop's settings (warm-up and precision resolved)."""
@@ -122,7 +135,7 @@ class PretrainSettings:
         return TrainSettings(
             max_steps=self.steps, batch_size=self.batch_size, accumulate_steps=self.accumulate_steps, lr=self.lr,
             warmup_steps=warmup, betas=self.betas, weight_decay=self.weight_decay, grad_clip=self.grad_clip,
-            precision=_resolve_precision(self.precision, self.accelerator), accelerator=self.accelerator,
+            precision=resolve_precision(self.precision, self.accelerator), accelerator=self.accelerator,
             devices=self.devices, num_nodes=self.num_nodes, strategy=self.strategy, num_workers=self.num_workers,
             checkpoint_every=self.checkpoint_every, log_every=self.log_every, seed=self.seed,
         )
@@ -151,13 +164,6 @@ class PretrainResult:
     clips: int
     teacher_path: Path | None = None
     last_logs: dict[str, float] | None = None
-
-
-def _resolve_precision(precision: str, accelerator: str) -> str:
-    if precision != "auto":
-        return precision
-    on_gpu = accelerator in ("cuda", "gpu") or (accelerator == "auto" and torch.cuda.is_available())
-    return "bf16-mixed" if on_gpu else "32-true"
 
 
 @contextlib.contextmanager
@@ -193,6 +199,27 @@ def _load_pretraining_run(run_dir: Path, preset: str, decoder: nn.Module) -> tup
     return encoder, teacher
 
 
+def _on_gpu(accelerator: str) -> bool:
+    return accelerator in ("cuda", "gpu") or (accelerator == "auto" and torch.cuda.is_available())
+
+
+def step_options(settings: PretrainSettings) -> tuple[str, bool]:
+    """(decoder convolution, compile) of `settings` on the accelerator it names ("auto" resolved).
+
+    Raises:
+        ConfigError: an unknown decoder convolution.
+    """
+    conv = settings.decoder_conv
+    if conv == "auto":
+        conv = GPU_DECODER_CONV if _on_gpu(settings.accelerator) else "conv"
+    if conv not in DECODER_CONVS:
+        raise ConfigError(f"decoder_conv must be auto or one of {', '.join(DECODER_CONVS)}, got {conv!r}")
+    compile_objective = settings.compile
+    if compile_objective is None:
+        compile_objective = GPU_COMPILE and _on_gpu(settings.accelerator)
+    return conv, bool(compile_objective)
+
+
 def build_dap_task(settings: PretrainSettings, *, target_frames: int | None) -> DAPTask:
     """Student, decoder and teacher for `settings` (random, a released EAT file, an asdlab file or run).
 
@@ -207,8 +234,9 @@ def build_dap_task(settings: PretrainSettings, *, target_frames: int | None) -> 
     preset = settings.preset
     if preset not in EAT_PRESETS:
         raise ConfigError(f"preset {preset!r}: DAP trains EAT encoders; choose one of {', '.join(EAT_PRESETS)}")
+    conv, compile_objective = step_options(settings)
     with _seeded(settings.seed):
-        decoder = create_eat_decoder(preset)
+        decoder = create_eat_decoder(preset, conv=conv)
     teacher: EATEncoder | None = None
     if settings.init is None or settings.init == "scratch":
         with _seeded(settings.seed):
@@ -237,6 +265,7 @@ def build_dap_task(settings: PretrainSettings, *, target_frames: int | None) -> 
         mask_ratio=settings.mask_ratio, utterance_weight=settings.utterance_weight,
         utterance_reduction=settings.utterance_reduction,
         ema=EMASchedule(settings.ema_start, settings.ema_end, settings.ema_anneal_steps),
+        compile_backend="inductor" if compile_objective else None,
     )
 
 
@@ -260,12 +289,6 @@ def _frames_for(num_samples: int, target_frames: int | None) -> int:
     return min(16 * math.ceil(frames / 16), 16 * 768)  # the position table's limit, ~123 s
 
 
-def _is_rank_zero() -> bool:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank() == 0
-    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) == 0
-
-
 def run_pretraining(
     data_roots: Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
@@ -273,6 +296,7 @@ def run_pretraining(
     *,
     resume: bool = False,
     progress: ProgressCallback | None = None,
+    stop_after: int | None = None,
 ) -> PretrainResult:
     """Domain-adaptive pre-training on the train clips of `data_roots` (no labels used).
 
@@ -283,6 +307,8 @@ def run_pretraining(
         settings: see `PretrainSettings`.
         resume: continue from `<out_dir>/last.ckpt` (same settings except hardware and logging).
         progress: called with each `TrainProgress` (step, loss parts, lr, EMA decay, clips/s, ETA).
+        stop_after: stop after this many updates (checkpoint and encoder files written), to
+            continue later with `resume`; None = run to `settings.steps`.
 
     Returns:
         `PretrainResult`.
@@ -303,21 +329,23 @@ def run_pretraining(
     records = _index(data_roots)
     logger.info("DAP on %d train clips from %d root(s)", len(records), len(data_roots))
     dataset = ClipDataset(records, sample_rate=settings.sample_rate, duration_s=settings.duration_s,
-                          fit=settings.fit, cache_dir=out_dir / "cache", level=settings.level)
+                          fit=settings.fit, cache_dir=out_dir / "cache", level=settings.level,
+                          num_workers=settings.num_workers)
     target_frames = _frames_for(dataset.num_samples, settings.target_frames)
     logger.info("clips of %.2f s -> %d fbank frames (%d patches)", dataset.duration_s, target_frames,
                 target_frames // 16 * 8)
     task = build_dap_task(settings, target_frames=target_frames)
-    if _is_rank_zero():
+    if is_global_zero():
         out_dir.mkdir(parents=True, exist_ok=True)
         write_run_settings(settings_path, settings)
 
     start = time.perf_counter()
-    result = train(task, dataset, settings.train_settings(), out_dir=out_dir, resume=resume, progress=progress)
+    result = train(task, dataset, settings.train_settings(), out_dir=out_dir, resume=resume, progress=progress,
+                   stop_after=stop_after)
     wall_s = time.perf_counter() - start
 
     encoder_path, teacher_path = out_dir / ENCODER_NAME, out_dir / TEACHER_NAME
-    if _is_rank_zero():
+    if is_global_zero():
         extra = {
             "init": str(settings.init or "scratch"),
             "steps": str(result.steps),

@@ -244,7 +244,7 @@ def run_pseudo_labeling(
     *,
     machines: Iterable[str] | None = None,
     embeddings: EmbeddingTable | None = None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     progress: ProgressCallback | None = None,
 ) -> PseudoLabelResult:
     """Cluster the clips of attribute-less machine types into pseudo-attributes and write them.
@@ -261,7 +261,7 @@ def run_pseudo_labeling(
         machines: only these machine types; None = all.
         embeddings: a table that already holds the clips' embeddings (rows matched by path);
             None = embed with `settings.backbone` / `settings.weights`.
-        device: where the backbone runs.
+        device: where the backbone runs ("auto": the GPU when there is one).
         progress: called as `progress(clips_done, clips_total)` while embedding.
 
     Returns:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
+import torch
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -190,7 +191,11 @@ def create_app(detector: Detector, *, limits: ServeLimits = ServeLimits(), sourc
         a FastAPI app; run it with uvicorn (`asdlab serve`) or test it with `fastapi.testclient.TestClient`.
     """
     metrics = ServiceMetrics()
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asdlab-score")
+    # torch.set_num_threads holds for the thread that calls it (OpenMP), so the worker takes the creating
+    # thread's count: a clip scores the same here as in `asdlab score` run with the same setting.
+    threads = torch.get_num_threads()
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asdlab-score",
+                                  initializer=torch.set_num_threads, initargs=(threads,))
 
     def warm_up() -> None:
         detector.model()

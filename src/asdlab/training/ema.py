@@ -53,7 +53,9 @@ def make_teacher(student: nn.Module) -> nn.Module:
 def update_teacher(teacher: nn.Module, student: nn.Module, decay: float) -> None:
     """teacher <- decay * teacher + (1 - decay) * student, parameter by parameter, in fp32.
 
-    Buffers (fixed tables) are copied. Both modules must have the same structure.
+    Buffers (fixed tables) are copied. Both modules must have the same structure. When every
+    teacher parameter is fp32 and beside its student parameter, one `torch._foreach_lerp_` updates
+    them all (a few fused kernels instead of one per parameter on a GPU; the same arithmetic).
 
     Raises:
         ValueError: the two modules' parameter names differ.
@@ -62,12 +64,18 @@ def update_teacher(teacher: nn.Module, student: nn.Module, decay: float) -> None
     student_params = dict(student.named_parameters())
     if teacher_params.keys() != student_params.keys():
         raise ValueError("teacher and student have different parameters")
-    for name, target in teacher_params.items():
-        source = student_params[name].detach().to(device=target.device, dtype=torch.float32)
-        if target.dtype == torch.float32:
-            target.lerp_(source, 1.0 - decay)  # target + (1 - decay) * (source - target)
-        else:  # a teacher kept in lower precision still averages in fp32
-            target.copy_(target.float().lerp_(source, 1.0 - decay))
+    targets = list(teacher_params.values())
+    sources = [student_params[name].detach() for name in teacher_params]
+    if all(t.dtype == torch.float32 and s.dtype == torch.float32 and t.device == s.device
+           for t, s in zip(targets, sources)):
+        torch._foreach_lerp_(targets, sources, 1.0 - decay)  # target + (1 - decay) * (source - target)
+    else:
+        for target, source in zip(targets, sources):
+            source = source.to(device=target.device, dtype=torch.float32)
+            if target.dtype == torch.float32:
+                target.lerp_(source, 1.0 - decay)
+            else:  # a teacher kept in lower precision still averages in fp32
+                target.copy_(target.float().lerp_(source, 1.0 - decay))
     student_buffers = dict(student.named_buffers())
     for name, buffer in teacher.named_buffers():
         if name in student_buffers:

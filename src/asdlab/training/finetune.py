@@ -21,6 +21,7 @@ from asdlab.encoders.eat import EATEncoder
 from asdlab.errors import ConfigError
 from asdlab.features.augment import mixup, spec_augment
 from asdlab.heads import AdaCosHead, ArcFaceHead, AttentiveStatsPooling, SubClusterAdaCosHead, soft_cross_entropy
+from asdlab.training.compile import CompiledCall
 from asdlab.training.loop import TrainOutput
 from asdlab.training.schedules import eat_layer_id, parameter_groups
 
@@ -149,8 +150,9 @@ def cpu_generator(generator: torch.Generator) -> torch.Generator:
     """A CPU generator seeded from `generator` (any device): the augmentations draw on the CPU."""
     if generator.device.type == "cpu":
         return generator
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
-    return torch.Generator().manual_seed(seed)
+    # From the seed the loop gave this micro-batch, not a draw on the device: reading a draw back
+    # would make the host wait for the GPU every step.
+    return torch.Generator().manual_seed((generator.initial_seed() * 6364136223846793005 + 1) % 2**63)
 
 
 class AttributeTask(nn.Module):
@@ -183,6 +185,8 @@ class AttributeTask(nn.Module):
         second_head_classes: K clusters of the second head; 0 = no second head.
         second_weight: weight of the second head's loss.
         seed: initialisation of the heads.
+        compile_backend: a `torch.compile` backend ("inductor") for the backbone's encoder, pooling and
+            projection, or None for eager (falls back to eager when compiling fails).
 
     Raises:
         ConfigError: unknown mode or head, or LoRA without peft.
@@ -211,6 +215,7 @@ class AttributeTask(nn.Module):
         second_head_classes: int = 0,
         second_weight: float = 1.0,
         seed: int = 0,
+        compile_backend: str | None = None,
     ) -> None:
         super().__init__()
         if mode not in _MODES:
@@ -225,6 +230,7 @@ class AttributeTask(nn.Module):
         self.time_masks, self.time_width = time_masks, time_width
         self.freq_masks, self.freq_width = freq_masks, freq_width
         self.second_weight = second_weight
+        self._embed = CompiledCall(backbone.embed_input, compile_backend, what="fine-tuning encoder")
         dim = backbone.embed_dim
         self.head = make_head(head, dim, num_classes, scale=head_scale, margin=head_margin,
                               sub_clusters=sub_clusters, seed=seed)
@@ -289,7 +295,7 @@ class AttributeTask(nn.Module):
         if self.time_masks or self.freq_masks:
             x = spec_augment(x, time_masks=self.time_masks, time_width=self.time_width,
                              freq_masks=self.freq_masks, freq_width=self.freq_width, generator=cpu)
-        embeddings = self.backbone.embed_input(x, num_samples=waveform.shape[1])
+        embeddings = self._embed(x, num_samples=waveform.shape[1])
         first = targets[:, : self.num_classes]
         logits = self.head(embeddings, first)
         loss = soft_cross_entropy(logits, first)

@@ -36,6 +36,11 @@ __all__ = [
     "read_checkpoint",
     "CHECKPOINT_NAME",
     "LOG_NAME",
+    "OPTIMIZER_IMPLS",
+    "make_adamw",
+    "epoch_batches",
+    "resolve_precision",
+    "is_global_zero",
 ]
 
 logger = logging.getLogger(__name__)
@@ -61,12 +66,15 @@ class TrainSettings:
         betas: Adam betas.
         weight_decay: decoupled weight decay of weight matrices (not biases / norms / tokens).
         grad_clip: max global gradient norm; None = no clipping.
-        precision: Fabric precision: "32-true", "bf16-mixed" (GPU), "16-mixed".
+        precision: Fabric precision: "32-true", "bf16-mixed" (GPU), "16-mixed", or "auto" (bf16-mixed
+            on a GPU, 32-true on a CPU; see `resolve_precision`).
         accelerator: "cpu", "cuda", "auto".
         devices: devices per node (int, or "auto").
         num_nodes: nodes (SLURM / torchrun).
         strategy: "auto", "ddp", ...
         num_workers: DataLoader worker processes.
+        optimizer_impl: AdamW kernels: "fused", "foreach", "for-loop", or "auto" (fused on a GPU,
+            PyTorch's default elsewhere); the same update up to float rounding.
         checkpoint_every: updates between checkpoints (one is always written at the end).
         log_every: updates between log rows / progress reports.
         seed: seed of the data order and of every step's random generator.
@@ -87,6 +95,7 @@ class TrainSettings:
     num_nodes: int = 1
     strategy: str = "auto"
     num_workers: int = 0
+    optimizer_impl: str = "auto"
     checkpoint_every: int = 500
     log_every: int = 10
     seed: int = 0
@@ -141,29 +150,47 @@ class TrainResult:
 ProgressCallback = Callable[[TrainProgress], None]
 
 
-class _EpochBatches(Sampler[list[int]]):
-    """Batches of one epoch: a permutation seeded by (seed, epoch), split across ranks, from `start`.
+def epoch_batches(size: int, *, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> list[list[int]]:
+    """Example indices of each batch rank `rank` takes in epoch `epoch`.
 
-    The data position is (epoch, batches already taken), so a resumed run takes exactly the batches
-    an uninterrupted one would have.
+    The epoch's order is a permutation seeded by (seed, epoch), cut into batches of `batch_size`
+    (the ragged end dropped, so every batch stacks), and only as many as split evenly over the ranks;
+    rank r takes batches r, r + world, r + 2 world, ... So W ranks with a micro-batch of B see, batch
+    for batch, what one process sees with W micro-batches of B accumulated per update, and every
+    rank takes as many batches per epoch.
+    """
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(size, generator=generator)
+    count = (size // batch_size) // world * world
+    batches = order[: count * batch_size].view(count, batch_size)  # (batches, batch_size)
+    return batches[rank::world].tolist()
+
+
+class _BatchStream(Sampler[list[int]]):
+    """The batches of epoch after epoch, forever, from the `start`-th batch of `epoch` (a data position).
+
+    One DataLoader iterates it for the whole run, so its worker processes start once and keep
+    prefetching across epoch ends.
     """
 
     def __init__(self, size: int, *, batch_size: int, seed: int, epoch: int, rank: int, world: int, start: int):
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        order = torch.randperm(size, generator=generator)[rank::world]
-        usable = (len(order) // batch_size) * batch_size  # drop the ragged end: every batch stacks
-        self.batches = order[:usable].view(-1, batch_size).tolist()[start:]  # (batches, batch_size)
+        self.options = dict(size=size, batch_size=batch_size, seed=seed, rank=rank, world=world)
+        self.epoch, self.start = epoch, start
 
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches)
+        epoch, start = self.epoch, self.start
+        while True:
+            yield from epoch_batches(epoch=epoch, **self.options)[start:]
+            epoch, start = epoch + 1, 0
 
-    def __len__(self) -> int:
-        return len(self.batches)
 
+def _step_seed(seed: int, step: int, micro: int) -> int:
+    """A distinct, reproducible seed per (update, global micro-batch).
 
-def _step_seed(seed: int, step: int, micro: int, rank: int) -> int:
-    """A distinct, reproducible seed per (update, micro-batch, rank)."""
-    return (seed * 1_000_003 + step * 4099 + micro * 131 + rank) % (2**63 - 1)
+    `micro` counts the micro-batches of an update over all ranks (micro-batch m of rank r is
+    m * world + r), so W ranks draw what one process accumulating W micro-batches draws.
+    """
+    return (seed * 1_000_003 + step * 4099 + micro * 131) % (2**63 - 1)
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:
@@ -224,6 +251,37 @@ class _CSVLog:
             f.write(",".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in values) + "\n")
 
 
+OPTIMIZER_IMPLS = ("auto", "fused", "foreach", "for-loop")
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """Fabric precision for `precision`: "auto" is "bf16-mixed" on a GPU ("16-mixed" on one without
+    bf16) and "32-true" on a CPU; any other value is returned as it is."""
+    if precision != "auto":
+        return precision
+    on_gpu = accelerator in ("cuda", "gpu") or (accelerator == "auto" and torch.cuda.is_available())
+    if not on_gpu:
+        return "32-true"
+    return "bf16-mixed" if not torch.cuda.is_available() or torch.cuda.is_bf16_supported() else "16-mixed"
+
+
+def make_adamw(
+    groups: list[dict], *, lr: float, betas: tuple[float, float], impl: str = "auto", device: torch.device | None = None
+) -> torch.optim.AdamW:
+    """AdamW (decoupled weight decay, per-group decay from `groups`) with the kernels `impl` names.
+
+    Raises:
+        ConfigError: an unknown `impl`.
+    """
+    if impl not in OPTIMIZER_IMPLS:
+        raise ConfigError(f"optimizer_impl must be one of {', '.join(OPTIMIZER_IMPLS)}, got {impl!r}")
+    if impl == "auto":
+        impl = "fused" if device is not None and torch.device(device).type == "cuda" else "default"
+    kernels = {"fused": dict(fused=True), "foreach": dict(foreach=True), "for-loop": dict(foreach=False),
+               "default": {}}[impl]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, **kernels)
+
+
 def _make_fabric(settings: TrainSettings):
     try:
         from lightning.fabric import Fabric
@@ -234,8 +292,36 @@ def _make_fabric(settings: TrainSettings):
         devices=settings.devices,
         num_nodes=settings.num_nodes,
         strategy=settings.strategy,
-        precision=settings.precision,
+        precision=resolve_precision(settings.precision, settings.accelerator),
     )
+
+
+def _accumulate(sums: dict[str, Tensor | float], key: str, value: Tensor | float, divisor: int) -> None:
+    """Add a log value: tensors stay on their device, numbers on the host, so logging never makes the
+    host wait for the GPU (a Python number copied to a GPU tensor would synchronise every step)."""
+    value = value.detach().float() / divisor if isinstance(value, Tensor) else float(value) / divisor
+    sums[key] = sums[key] + value if key in sums else value
+
+
+@torch.no_grad()
+def _rank_weight_spread(fabric, task: nn.Module) -> float:
+    """Largest difference across ranks of each parameter tensor's sum and sum of squares (float64)."""
+    parts = [torch.stack([p.double().sum(), p.double().square().sum()]) for p in task.parameters()]
+    fingerprint = torch.cat(parts).to(fabric.device)  # (2 x tensors,)
+    highest = fabric.all_reduce(fingerprint.clone(), reduce_op=torch.distributed.ReduceOp.MAX)
+    lowest = fabric.all_reduce(fingerprint.clone(), reduce_op=torch.distributed.ReduceOp.MIN)
+    return float((highest - lowest).max())
+
+
+def is_global_zero() -> bool:
+    """Whether this process is rank 0 (or the only one): the one that writes a stage's outputs.
+
+    Read from torch.distributed once it is up, else from the launcher's environment (torchrun's
+    RANK, SLURM's SLURM_PROCID), so a stage can decide before `train` starts the process group.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank() == 0
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) == 0
 
 
 def train(
@@ -247,6 +333,7 @@ def train(
     collate_fn: Callable[[Sequence[Any]], Any] | None = None,
     resume: bool = False,
     progress: ProgressCallback | None = None,
+    stop_after: int | None = None,
 ) -> TrainResult:
     """Optimise `task` on `dataset` for `settings.max_steps` updates.
 
@@ -264,6 +351,12 @@ def train(
         collate_fn: DataLoader collate function.
         resume: continue from `<out_dir>/last.ckpt` when it exists.
         progress: called with a `TrainProgress` every `log_every` updates and at the end.
+        stop_after: stop after this many updates of this call, with a checkpoint and a log row, to
+            continue with `resume` (e.g. within a job's time limit); None = run to `max_steps`.
+
+    With several processes (DDP), every log row also holds "rank_weight_spread": the largest
+    difference across ranks of per-tensor sums of the task's parameters (0 when every rank holds
+    the same weights, as it must).
 
     Returns:
         `TrainResult` (on every rank).
@@ -293,7 +386,8 @@ def train(
     for group in groups:
         group["lr"] = settings.lr * group.get("lr_scale", 1.0)
     # Adam with decoupled weight decay (EAT.md "Optimiser"); per-group decay comes from `groups`.
-    optimizer = torch.optim.AdamW(groups, lr=settings.lr, betas=settings.betas)
+    optimizer = make_adamw(groups, lr=settings.lr, betas=settings.betas, impl=settings.optimizer_impl,
+                           device=fabric.device)
     model, optimizer = fabric.setup(task, optimizer)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
@@ -319,22 +413,25 @@ def train(
         logger.info("resuming from %s at step %d (epoch %d, batch %d)", checkpoint_path, step, epoch, taken)
     log = _CSVLog(out_dir / LOG_NAME, resume_step=resumed_from) if fabric.is_global_zero else None
 
+    per_epoch = len(epoch_batches(len(dataset), batch_size=settings.batch_size, seed=settings.seed, epoch=0,
+                                  rank=rank, world=world))
+
     def batches() -> Iterator[tuple[int, int, Any]]:
         """(epoch, batches taken in it after this one, batch) forever, from the saved position."""
-        nonlocal_epoch, start = epoch, taken
-        while True:
-            sampler = _EpochBatches(
-                len(dataset), batch_size=settings.batch_size, seed=settings.seed, epoch=nonlocal_epoch,
-                rank=rank, world=world, start=start,
-            )
-            loader = DataLoader(
-                dataset, batch_sampler=sampler, collate_fn=collate_fn, num_workers=settings.num_workers,
-                pin_memory=fabric.device.type == "cuda",
-            )
-            loader = fabric.setup_dataloaders(loader, use_distributed_sampler=False)
-            for index, batch in enumerate(loader, start=start + 1):
-                yield nonlocal_epoch, index, batch
-            nonlocal_epoch, start = nonlocal_epoch + 1, 0
+        sampler = _BatchStream(len(dataset), batch_size=settings.batch_size, seed=settings.seed, epoch=epoch,
+                               rank=rank, world=world, start=taken)
+        workers = settings.num_workers
+        loader = DataLoader(
+            dataset, batch_sampler=sampler, collate_fn=collate_fn, num_workers=workers,
+            pin_memory=fabric.device.type == "cuda", prefetch_factor=4 if workers else None,
+        )
+        loader = fabric.setup_dataloaders(loader, use_distributed_sampler=False)
+        position_epoch, position = epoch, taken
+        for batch in loader:
+            if position == per_epoch:
+                position_epoch, position = position_epoch + 1, 0
+            position += 1
+            yield position_epoch, position, batch
 
     def save_checkpoint() -> None:
         state = {
@@ -359,37 +456,44 @@ def train(
     clips_per_update = settings.batch_size * settings.accumulate_steps * world
     generator = torch.Generator(device=fabric.device)
     stream = batches()
-    sums: dict[str, Tensor] = {}
+    sums: dict[str, Tensor | float] = {}
     count = 0
     start_time = window_time = time.perf_counter()
     start_step = window_step = step
     last_logs: dict[str, float] = {}
     model.train()
+    if fabric.device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # where fp32 remains (the "32-true" precision, fp32 ops)
+        torch.backends.cudnn.allow_tf32 = True
     while step < settings.max_steps:
         for micro in range(settings.accumulate_steps):
             epoch, taken, batch = next(stream)
-            generator.manual_seed(_step_seed(settings.seed, step, micro, rank))
+            generator.manual_seed(_step_seed(settings.seed, step, micro * world + rank))
             is_last = micro == settings.accumulate_steps - 1
             with fabric.no_backward_sync(model, enabled=not is_last):
                 output = model(batch, generator=generator)
                 fabric.backward(output.loss / settings.accumulate_steps)
             for key, value in {"loss": output.loss, **output.logs}.items():
-                value = value.detach().float() if isinstance(value, Tensor) else torch.tensor(float(value))
-                sums[key] = sums.get(key, 0.0) + value.to(fabric.device) / settings.accumulate_steps
+                _accumulate(sums, key, value, settings.accumulate_steps)
         if settings.grad_clip is not None:
             grad_norm = fabric.clip_gradients(model, optimizer, max_norm=settings.grad_clip)
-            sums["grad_norm"] = sums.get("grad_norm", 0.0) + grad_norm.detach().float().to(fabric.device)
+            _accumulate(sums, "grad_norm", grad_norm, 1)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         scheduler.step()
         step += 1
         for key, value in raw_task.after_optimizer_step(step).items():
-            sums[key] = sums.get(key, 0.0) + torch.tensor(float(value), device=fabric.device)
+            _accumulate(sums, key, value, 1)
         count += 1
 
-        if step % settings.log_every == 0 or step == settings.max_steps:
-            means = {key: fabric.all_reduce(value / count, reduce_op="mean") for key, value in sums.items()}
+        stopping = stop_after is not None and step - start_step >= stop_after
+        if step % settings.log_every == 0 or step == settings.max_steps or stopping:
+            # Device tensors are averaged over ranks; host floats (the EMA decay) are the same on every rank.
+            means = {key: fabric.all_reduce(value / count, reduce_op="mean") if isinstance(value, Tensor)
+                     else value / count for key, value in sums.items()}
             last_logs = {key: float(value) for key, value in means.items()}
+            if world > 1:
+                last_logs["rank_weight_spread"] = _rank_weight_spread(fabric, raw_task)
             now = time.perf_counter()
             clips_per_s = (step - window_step) * clips_per_update / max(now - window_time, 1e-9)
             elapsed = now - start_time
@@ -403,9 +507,12 @@ def train(
                                        lr=lr, clips_per_s=clips_per_s, elapsed_s=elapsed, eta_s=eta))
             sums, count = {}, 0
             window_time, window_step = now, step
-        if step % settings.checkpoint_every == 0 or step == settings.max_steps:
+        if step % settings.checkpoint_every == 0 or step == settings.max_steps or stopping:
             save_checkpoint()
+        if stopping:
+            break
 
+    stream.close()  # stops the DataLoader's workers
     return TrainResult(
         steps=step,
         checkpoint=checkpoint_path,

@@ -10,7 +10,7 @@ views (batch- and device-count-independent; `utterance_reduction="sum"` reproduc
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
@@ -19,9 +19,10 @@ from torch import Tensor, nn
 
 from asdlab.encoders.eat import EATDecoder, EATEncoder
 from asdlab.errors import ConfigError
+from asdlab.training.compile import CompiledCall
 from asdlab.training.ema import EMASchedule, make_teacher, update_teacher
 from asdlab.training.loop import TrainOutput
-from asdlab.training.masking import inverse_block_mask
+from asdlab.training.masking import inverse_block_mask, kept_count
 from asdlab.training.schedules import parameter_groups
 
 __all__ = ["DAPTask", "UtteranceReduction", "teacher_targets"]
@@ -46,8 +47,10 @@ def teacher_targets(layer_mlp_outputs: Sequence[Tensor], *, extra_tokens: int = 
     """
     total = None
     for h in layer_mlp_outputs:
-        patches = h[:, extra_tokens:].float().transpose(1, 2)  # (B, N, D) -> (B, D, N)
-        normed = F.instance_norm(patches, eps=eps).transpose(1, 2)  # (B, D, N) -> (B, N, D)
+        patches = h[:, extra_tokens:].float()  # (B, N, D)
+        # F.instance_norm over the patch axis, computed in place on (B, N, D): no transposed copies.
+        var, mean = torch.var_mean(patches, dim=1, correction=0, keepdim=True)  # (B, 1, D) each
+        normed = (patches - mean) * torch.rsqrt(var + eps)
         total = normed if total is None else total + normed
     if total is None:
         raise ValueError("no block outputs to build targets from")
@@ -59,6 +62,18 @@ def _spread(x: Tensor) -> Tensor:
     """Mean over channels of the std over the batch (data2vec's `compute_var`, a collapse monitor)."""
     x = x.reshape(-1, x.shape[-1]).float()  # (B * N, D)
     return torch.sqrt(x.var(dim=0) + 1e-6).mean() if x.shape[0] > 1 else x.new_zeros(())
+
+
+def _masked_spread(x: Tensor, weights: Tensor, count: int) -> Tensor:
+    """`_spread` of the rows of x (M, D) whose weight (M,) is 1, `count` of them, without indexing
+    by the mask (a boolean index waits for the device to know the count)."""
+    if count < 2:
+        return x.new_zeros((), dtype=torch.float32)
+    x = x.float()
+    w = weights.to(x.dtype)[:, None]  # (M, 1)
+    mean = (x * w).sum(dim=0) / count  # (D,)
+    var = (((x - mean) ** 2) * w).sum(dim=0) / (count - 1)  # unbiased, as torch.var
+    return torch.sqrt(var + 1e-6).mean()
 
 
 class DAPTask(nn.Module):
@@ -80,6 +95,9 @@ class DAPTask(nn.Module):
         utterance_weight: weight of the utterance loss (EAT: 1).
         utterance_reduction: "mean" over views (default, the paper's L_f + L_u) or "sum" (EAT code).
         ema: the teacher's decay schedule.
+        compile_backend: a `torch.compile` backend ("inductor") for the whole objective (teacher, student,
+            decoder, losses), or None for eager. Masks and noise are drawn outside the compiled
+            graph; when compiling fails on the first step, the task warns and stays eager.
     """
 
     def __init__(
@@ -95,6 +113,7 @@ class DAPTask(nn.Module):
         utterance_weight: float = 1.0,
         utterance_reduction: UtteranceReduction = "mean",
         ema: EMASchedule = EMASchedule(),
+        compile_backend: str | Callable | None = None,
     ):
         super().__init__()
         if clones < 1:
@@ -111,6 +130,8 @@ class DAPTask(nn.Module):
         self.utterance_weight = utterance_weight
         self.utterance_reduction = utterance_reduction
         self.ema = ema
+        self.compile_backend = compile_backend
+        self._objective = CompiledCall(self.objective, compile_backend, what="DAP objective")
 
     def train(self, mode: bool = True) -> DAPTask:
         """Train the student; the teacher stays in eval mode (EAT.md "Teacher")."""
@@ -146,35 +167,54 @@ class DAPTask(nn.Module):
         x = self.spectrogram(batch)  # (B, 1, T, F)
         B, T = x.shape[0], x.shape[2]
         keep = self.sample_masks(B, T // self.encoder.patch_size, generator=generator)  # (B * C, N)
+        noise = self.decoder.mask_noise(keep.shape[0], keep.shape[1], generator=generator, device=keep.device)
+        if self._objective.backend != self.compile_backend:  # the backend may be changed between steps
+            self._objective = CompiledCall(self.objective, self.compile_backend, what="DAP objective")
+        loss, loss_frame, loss_utterance, target_var, pred_var = self._objective(x, keep, noise)
+        logs = {"loss_frame": loss_frame, "loss_utterance": loss_utterance, "target_var": target_var,
+                "pred_var": pred_var}
+        return TrainOutput(loss, logs)
 
+    def objective(self, x: Tensor, keep: Tensor, noise: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """The UFO loss for given masks and mask tokens, with no host synchronisation (compilable whole).
+
+        Args:
+            x: spectrograms (B, 1, T, F).
+            keep: (B x clones, N) kept-patch masks from `sample_masks`, each keeping
+                `kept_count(N, mask_ratio)` patches.
+            noise: (B x clones, N, D) mask tokens from the decoder's `mask_noise`.
+
+        Returns:
+            (loss, loss_frame, loss_utterance, target_var, pred_var); all but the loss detached.
+        """
         with torch.no_grad():
             taught = self.teacher.forward_features(x, return_layer_outputs=True)
             y = teacher_targets(taught.layer_mlp_outputs)  # (B, N, D) fp32
-        D = y.shape[-1]
+        B, N, D = y.shape
+        C = self.clones
+        K = kept_count(N, self.mask_ratio)
+        masked_count = B * C * (N - K)
         scale = 1.0 / math.sqrt(D)  # data2vec 2.0 `d2v_loss` with loss_scale=None
 
-        views = x.repeat_interleave(self.clones, dim=0)  # (B * C, 1, T, F): clone c of clip b at b * C + c
-        student = self.encoder.forward_features(views, patch_mask=keep)  # only kept patches enter the blocks
-        prediction = self.decoder(student.patches, keep, generator=generator)  # (B * C, N, D)
+        # The clones share the clip's patch embedding; only kept patches enter the blocks.
+        student = self.encoder.forward_features(x, patch_mask=keep, clones=C, kept_per_row=K)
+        prediction = self.decoder(student.patches, keep, noise=noise)  # (B * C, N, D)
 
-        masked = ~keep
-        y_views = y.repeat_interleave(self.clones, dim=0)  # (B * C, N, D)
-        frame = ((prediction[masked].float() - y_views[masked]) ** 2).sum(dim=-1) * scale  # (masked tokens,)
-        loss_frame = frame.mean()
+        # Frame loss over the masked positions: a 0/1 weight instead of a boolean index (no host sync),
+        # and the clip's targets broadcast over its clones instead of repeated.
+        masked = (~keep).view(B, C, N)
+        error = ((prediction.float().view(B, C, N, D) - y[:, None]) ** 2).sum(dim=-1) * scale  # (B, C, N)
+        loss_frame = (error * masked).sum() / masked_count
 
-        utterance_target = y.mean(dim=1).repeat_interleave(self.clones, dim=0)  # (B * C, D)
-        utterance = ((student.cls.float() - utterance_target) ** 2).sum(dim=-1) * scale  # (B * C,)
-        loss_utterance = utterance.mean() if self.utterance_reduction == "mean" else utterance.sum()
+        utterance_target = y.mean(dim=1)  # (B, D)
+        utterance = ((student.cls.float().view(B, C, D) - utterance_target[:, None]) ** 2).sum(dim=-1) * scale
+        loss_utterance = utterance.mean() if self.utterance_reduction == "mean" else utterance.sum()  # over B * C
 
         loss = loss_frame + self.utterance_weight * loss_utterance
         with torch.no_grad():
-            logs = {
-                "loss_frame": loss_frame.detach(),
-                "loss_utterance": loss_utterance.detach(),
-                "target_var": _spread(y),
-                "pred_var": _spread(prediction[masked].detach()),
-            }
-        return TrainOutput(loss, logs)
+            target_var = _spread(y)
+            pred_var = _masked_spread(prediction.detach().reshape(B * C * N, D), masked.reshape(-1), masked_count)
+        return loss, loss_frame.detach(), loss_utterance.detach(), target_var, pred_var
 
     def optimizer_groups(self, *, weight_decay: float) -> list[dict]:
         """Student encoder + decoder; decay on weight matrices only (the teacher is frozen, left out)."""

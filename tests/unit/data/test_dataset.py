@@ -91,3 +91,22 @@ def test_no_usable_clip_is_an_error(tmp_path):
         ClipDataset([record], duration_s=1.0, cache_dir=tmp_path / "c")
     with pytest.raises(IndexError):
         ClipDataset([_clip(tmp_path, "ok.wav", 400, 0.2)])[1]
+
+
+def test_workers_decode_the_same_cache_and_report_the_same_bad_clips(tmp_path):
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(5):
+        path = tmp_path / f"section_00_source_train_normal_{i:04d}_noAttribute.wav"
+        if i == 2:
+            path.write_bytes(b"not audio")
+        else:
+            sf.write(path, 0.1 * rng.standard_normal(1600 + 100 * i), 16000)
+        records.append(ClipRecord(path=path, machine="fan", section="00", split="train", label="normal",
+                                  domain="source"))
+    serial = ClipDataset(records, duration_s=0.1, cache_dir=tmp_path / "a")
+    parallel = ClipDataset(records, duration_s=0.1, cache_dir=tmp_path / "b", num_workers=2)
+    assert [r.path for r in parallel.records] == [r.path for r in serial.records] and len(serial) == 4
+    assert [p for p, _ in parallel.failures] == [p for p, _ in serial.failures] == [records[2].path]
+    for i in range(len(serial)):
+        np.testing.assert_array_equal(parallel[i]["waveform"].numpy(), serial[i]["waveform"].numpy())

@@ -97,3 +97,14 @@ def test_dual_head_two_stages(root, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "m" / "train_log.csv")))
     assert "loss_pseudo" in rows[-1]
     assert load_finetuned_backbone(tmp_path / "m")(torch.randn(1, 8000)).shape == (1, 16)
+
+
+def test_only_rank_zero_writes_the_model_folder(root, tmp_path, monkeypatch):
+    import asdlab.pipeline.finetune as stage
+
+    monkeypatch.setattr(stage, "is_global_zero", lambda: False)  # as rank 1 of a DDP run sees it
+    settings = FinetuneSettings(recipe="two-branch-cnn", preset="two-branch-cnn-small", sub_clusters=2, **TINY)
+    run_finetuning(root, tmp_path / "m", settings)
+    written = {p.name for p in (tmp_path / "m").iterdir()}
+    # The loop's own files come from Fabric's rank 0 (this process); the stage wrote nothing.
+    assert written == {"last.ckpt", "train_log.csv"}

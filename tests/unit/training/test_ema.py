@@ -62,3 +62,17 @@ def test_update_averages_in_fp32_for_a_low_precision_student():
 def test_mismatched_modules_are_refused():
     with pytest.raises(ValueError, match="different parameters"):
         update_teacher(_Net(), nn.Linear(3, 2), 0.9)
+
+
+def test_foreach_update_equals_the_per_parameter_update_bit_for_bit():
+    torch.manual_seed(0)
+    student = nn.Sequential(nn.Linear(5, 7), nn.LayerNorm(7), nn.Linear(7, 3))
+    teacher = make_teacher(student)
+    with torch.no_grad():
+        for p in student.parameters():
+            p.add_(torch.randn_like(p))
+    expected = {n: t.detach().clone().lerp_(s.detach(), 1.0 - 0.93)
+                for (n, t), (_, s) in zip(teacher.named_parameters(), student.named_parameters())}
+    update_teacher(teacher, student, 0.93)
+    for name, value in teacher.named_parameters():
+        assert torch.equal(value, expected[name]), name

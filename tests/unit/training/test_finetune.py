@@ -88,3 +88,17 @@ def test_heads_projection_and_errors():
         _task("partial")
     with pytest.raises(ConfigError, match="pooling must be"):
         make_eat_backbone("eat-tiny", pooling="max")
+
+
+def test_compiled_encoder_gives_the_eager_loss():
+    def task(backend):
+        backbone = make_eat_backbone("eat-tiny", target_frames=48, seed=0, drop_path=0.0)
+        return AttributeTask(backbone, 3, mixup_p=0.0, time_masks=0, freq_masks=0, compile_backend=backend)
+
+    batch = {"waveform": 0.1 * torch.randn(2, 8000, generator=torch.Generator().manual_seed(0)),
+             "target": torch.tensor([0, 2])}
+    eager = task(None)(batch, generator=torch.Generator().manual_seed(1))
+    compiled_task = task("aot_eager")
+    compiled = compiled_task(batch, generator=torch.Generator().manual_seed(1))
+    assert compiled_task._embed.worked
+    torch.testing.assert_close(compiled.loss, eager.loss, rtol=1e-5, atol=1e-6)

@@ -143,3 +143,41 @@ def test_accumulation_matches_one_big_batch_without_noise(tmp_path):
 def test_too_small_dataset_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="fewer than one batch"):
         train(_model(), _data(4), _settings(), out_dir=tmp_path)
+
+
+def test_ranks_take_the_single_process_batches_in_turn_and_as_many_each():
+    from asdlab.training.loop import epoch_batches
+
+    single = epoch_batches(23, batch_size=3, seed=1, epoch=2)  # 7 batches
+    ranks = [epoch_batches(23, batch_size=3, seed=1, epoch=2, rank=r, world=2) for r in range(2)]
+    assert len(single) == 7 and len(ranks[0]) == len(ranks[1]) == 3  # 6 split evenly, 1 left out
+    assert [batch for pair in zip(*ranks) for batch in pair] == single[:6]
+    assert epoch_batches(23, batch_size=3, seed=1, epoch=3) != single  # a new order every epoch
+
+
+@pytest.mark.parametrize("impl", ["fused", "foreach", "for-loop"])
+def test_adamw_kernels_make_the_same_update(impl):
+    from asdlab.training.loop import make_adamw
+
+    updates = {}
+    for name in ("auto", impl):
+        model = _model()
+        optimizer = make_adamw(model.optimizer_groups(weight_decay=0.05), lr=0.01, betas=(0.9, 0.95), impl=name,
+                               device=torch.device("cpu"))
+        for step in range(3):
+            x, y = _data()[step * 8 : step * 8 + 8]
+            model((x, y), generator=torch.Generator().manual_seed(step)).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        updates[name] = torch.cat([p.detach().flatten() for p in model.parameters()])
+    torch.testing.assert_close(updates[impl], updates["auto"], rtol=1e-6, atol=1e-7)
+    with pytest.raises(ConfigError, match="optimizer_impl"):
+        make_adamw([], lr=0.1, betas=(0.9, 0.9), impl="sgd")
+
+
+def test_workers_feed_the_same_batches_as_the_main_process(tmp_path):
+    runs = {}
+    for workers in (0, 2):
+        result = train(_model(), _data(), _settings(max_steps=8, num_workers=workers), out_dir=tmp_path / str(workers))
+        runs[workers] = result.last_logs["loss"]
+    assert runs[2] == pytest.approx(runs[0], rel=1e-6)

@@ -144,3 +144,62 @@ def test_waveform_batches_go_through_the_front_end():
     assert torch.isfinite(out.loss)
     with pytest.raises(ConfigError, match="front_end"):
         _task()({"waveform": wave}, generator=_gen())
+
+
+def _objective_inputs(task, batch=2, seed=0):
+    g = _gen(seed)
+    keep = task.sample_masks(batch, 3, generator=g)
+    noise = task.decoder.mask_noise(keep.shape[0], keep.shape[1], generator=g)
+    return _x(batch), keep, noise
+
+
+def test_objective_compiles_as_one_graph_and_equals_eager():
+    # fullgraph=True fails on any graph break (a host sync such as int(tensor) or a boolean index).
+    task = _task()
+    x, keep, noise = _objective_inputs(task)
+    eager = task.objective(x, keep, noise)
+    eager_grads = torch.autograd.grad(eager[0], list(task.encoder.parameters()) + list(task.decoder.parameters()))
+    compiled = torch.compile(task.objective, backend="aot_eager", fullgraph=True)(x, keep, noise)
+    grads = torch.autograd.grad(compiled[0], list(task.encoder.parameters()) + list(task.decoder.parameters()))
+    for a, b in zip(compiled, eager, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(grads, eager_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_a_failing_compiler_falls_back_to_eager(caplog):
+    def broken_backend(graph_module, example_inputs):
+        raise RuntimeError("no compiler here")
+
+    reference = _task()(_x(), generator=_gen())
+    task = _task(compile_backend=broken_backend)
+    with caplog.at_level("WARNING"):
+        out = task(_x(), generator=_gen())
+    assert "running eagerly" in caplog.text and task._objective.failed
+    torch.testing.assert_close(out.loss, reference.loss)
+
+
+def test_prediction_spread_over_masked_tokens_equals_indexing_them():
+    task = _task()
+    x, keep, noise = _objective_inputs(task)
+    *_, pred_var = task.objective(x, keep, noise)
+    with torch.no_grad():
+        student = task.encoder.forward_features(x.repeat_interleave(3, 0), patch_mask=keep)
+        prediction = task.decoder(student.patches, keep, noise=noise)
+        selected = prediction[~keep]  # (masked tokens, D)
+        expected = torch.sqrt(selected.var(dim=0) + 1e-6).mean()
+    torch.testing.assert_close(pred_var, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("conv", ["conv-nhwc", "matmul"])
+def test_a_fast_decoder_gives_the_same_loss_and_gradients(conv):
+    reference, fast = _task(), _task()
+    fast.decoder.conv = conv
+    x, keep, noise = _objective_inputs(reference)
+    out_ref, out = reference.objective(x, keep, noise), fast.objective(x, keep, noise)
+    out_ref[0].backward()
+    out[0].backward()
+    torch.testing.assert_close(out[0], out_ref[0], rtol=1e-5, atol=1e-6)
+    for (name, a), (_, b) in zip(fast.named_parameters(), reference.named_parameters(), strict=True):
+        if b.grad is not None:
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=name)
