@@ -2,9 +2,10 @@
 
 A `Backbone` is an optional level normalisation (`asdlab.features.level`), a front end, an encoder
 and a pooling. Transformer encoders: EAT / SSLAM = `EATFrontEnd` (Kaldi fbank, EAT.md "Front end") +
-`EATEncoder` + "cls" / "mean" / "both"; BEATs = `BEATsFrontEnd` + `BEATsEncoder` + "mean"; mobilenet-mn04 = `EfficientATInput` (16 -> 32 kHz upsampling, EfficientAT log-mel) +
-`MobileNetV3` + global average pool (384-d); waveform encoders (two-branch CNN, logmel-stats,
-clip-level) take the waveform and give their own output.
+`EATEncoder` + "cls" / "mean" / "both"; BEATs = `BEATsFrontEnd` + `BEATsEncoder` + "mean"; mobilenet-mn04 =
+`EfficientATInput` (16 -> 32 kHz upsampling, EfficientAT log-mel) + `MobileNetV3` + global average pool
+(384-d); waveform encoders (two-branch CNN, logmel-stats, clip-level) take the waveform and give their own
+output.
 """
 
 from __future__ import annotations

@@ -365,7 +365,8 @@ class BEATsEncoder(nn.Module):
             patch_mask = patch_mask.bool()
             absent = ~patch_mask if absent is None else absent | ~patch_mask
         if absent is not None:
-            tokens = tokens.masked_fill(absent[:, :, None], 0.0)  # out of place: upstream's in-place write broke autograd
+            # out of place: upstream's in-place write here broke fine-tuning's backward pass
+            tokens = tokens.masked_fill(absent[:, :, None], 0.0)
         x = self.pre_norm(tokens + self.pos_conv(tokens))
 
         positions = torch.arange(N, device=x.device)

@@ -1,10 +1,10 @@
 """Stage (3): fine-tune an encoder on machine-attribute classes and write a model folder (paper Sec. 2.5).
 
 Recipes: "eat" (the paper's: EAT + ArcFace, 20 k steps, batch 32, cosine, peak lr 5e-5, 120 warm-up
-steps, mixup + SpecAugment; modes full / lora / probe; any transformer preset: EAT, SSLAM, BEATs) and "two-branch-cnn" (Wilkinghoff's CNN from
-scratch with sub-cluster AdaCos, mixup / StatEx / FeatEx; the CPU default). The folder holds
-`model.json`, the weights (only the adapters and new layers for LoRA and probe), the training log and
-the resumable checkpoint; `load_finetuned_backbone` rebuilds the waveform -> embedding `Backbone`, with
+steps, mixup + SpecAugment; modes full / lora / probe; any transformer preset: EAT, SSLAM, BEATs) and
+"two-branch-cnn" (Wilkinghoff's CNN from scratch with sub-cluster AdaCos, mixup / StatEx / FeatEx; the CPU
+default). The folder holds `model.json`, the weights (only the adapters and new layers for LoRA and probe),
+the training log and the resumable checkpoint; `load_finetuned_backbone` rebuilds the waveform -> embedding `Backbone`, with
 the level normalisation the training clips had (`model.json` "level").
 """
 
@@ -85,7 +85,8 @@ class FinetuneSettings:
         head: EAT: "arcface" (paper), "adacos", "sc-adacos". The two-branch recipe uses sub-cluster AdaCos.
         head_scale / head_margin: ArcFace s and m.
         sub_clusters: sub-cluster AdaCos centres per class.
-        pooling: EAT: "cls", "mean" or "asp" (BEATs: "mean" or "asp"); projection_dim / projection_layers: EAT embedding projection.
+        pooling: EAT: "cls", "mean" or "asp" (BEATs: "mean" or "asp"); projection_dim / projection_layers:
+            the embedding projection.
         layer_decay: EAT full mode layer-wise lr decay; drop_path: EAT stochastic depth. The paper's
             0.65 suits a well pre-trained encoder; from a random or briefly pre-trained start it all but
             freezes a 12-block model (its first block gets 0.65^13 of the lr), and such a start wants

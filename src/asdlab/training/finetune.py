@@ -1,5 +1,5 @@
-"""Machine-attribute classification task for transformer fine-tuning (EAT, SSLAM, BEATs; the paper's "Model adaptation", Eq. 1-3,
-10; recipe in its Section 3: mixup and SpecAugment, ArcFace head), with the companions of
+"""Machine-attribute classification task for transformer fine-tuning (EAT, SSLAM, BEATs; the paper's
+"Model adaptation", Eq. 1-3, 10; recipe in its Section 3: mixup and SpecAugment, ArcFace head), with the companions of
 `ensemble-domain-generalization-report.txt` Section 2: attentive statistics pooling and a projection,
 LoRA, and a second head on cluster pseudo-labels of attribute-less clips (dual-head semi-supervised).
 
