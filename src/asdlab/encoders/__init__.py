@@ -1,8 +1,8 @@
 """Encoders: plain nn.Modules mapping spectrograms to token features and clip embeddings.
 
 Presets are built by short name (`create_encoder("eat-base")`); released EAT / SSLAM weights load with
-`load_eat_checkpoint`, released BEATs weights with `load_beats_checkpoint`, and any encoder saves to / loads from one safetensors file. Every later stage
-uses a `Backbone` (front end + encoder + pooling: waveforms -> embeddings) from `build_backbone`.
+`load_eat_checkpoint`, released BEATs weights with `load_beats_checkpoint`, and any encoder saves to /
+loads from one safetensors file. Every later stage uses a `Backbone` (front end + encoder + pooling: waveforms -> embeddings) from `build_backbone`.
 """
 
 from asdlab.encoders.backbone import Backbone, build_backbone, list_backbones

@@ -4,8 +4,8 @@ Recipes: "eat" (the paper's: EAT + ArcFace, 20 k steps, batch 32, cosine, peak l
 steps, mixup + SpecAugment; modes full / lora / probe; any transformer preset: EAT, SSLAM, BEATs) and
 "two-branch-cnn" (Wilkinghoff's CNN from scratch with sub-cluster AdaCos, mixup / StatEx / FeatEx; the CPU
 default). The folder holds `model.json`, the weights (only the adapters and new layers for LoRA and probe),
-the training log and the resumable checkpoint; `load_finetuned_backbone` rebuilds the waveform -> embedding `Backbone`, with
-the level normalisation the training clips had (`model.json` "level").
+the training log and the resumable checkpoint; `load_finetuned_backbone` rebuilds the waveform -> embedding
+`Backbone`, with the level normalisation the training clips had (`model.json` "level").
 """
 
 from __future__ import annotations

@@ -73,8 +73,8 @@ def eat_layer_id(name: str, depth: int, *, prefix: str = "") -> int:
 
     Everything before the blocks is layer 0 (EAT: patch embedding, CLS token, pre-norm; BEATs also the
     patch norm and projection, position conv and the relative-bias table shared by all blocks),
-    `blocks.{i}` is layer i + 1, everything else (heads, projections) is layer depth + 1. `prefix` is the encoder's name inside a larger module
-    (e.g. "encoder."); names outside it count as heads.
+    `blocks.{i}` is layer i + 1, everything else (heads, projections) is layer depth + 1. `prefix` is the
+    encoder's name inside a larger module (e.g. "encoder."); names outside it count as heads.
     """
     if not name.startswith(prefix):
         return depth + 1
