@@ -1,8 +1,8 @@
 """Released EAT (and SSLAM) weights -> `EATEncoder`, without fairseq or transformers; asdlab's own files.
 
 Sources (`EAT.md`, "Released checkpoints"; SSLAM's releases share EAT's layout): fairseq pre-trained files
-(student, `_ema` teacher and CNN decoder), fairseq fine-tuned files (`model.` prefix, `fc_norm` / `head` ignored), and Hugging
-Face copies (safetensors or pytorch_model.bin). Every name and shape is checked; a mismatch raises
+(student, `_ema` teacher and CNN decoder), fairseq fine-tuned files (`model.` prefix, `fc_norm` / `head`
+ignored), and Hugging Face copies (safetensors or pytorch_model.bin). Every name and shape is checked; a mismatch raises
 `CheckpointError` listing the missing, unexpected and mis-shaped keys. Pickles are read by a
 restricted unpickler that never imports or runs anything outside a short allowlist. Also: the
 EfficientAT mn04 AudioSet weights, and `load_encoder_weights`, which reads any of these formats and
