@@ -7,7 +7,11 @@ import json
 
 import pytest
 
-from asdlab.pipeline.experiment import load_experiment_config, run_experiment
+from asdlab.errors import ConfigError
+from asdlab.pipeline.cache import StageRun
+from asdlab.pipeline.config_io import apply_overrides
+from asdlab.pipeline.experiment import EnsembleSpec, load_experiment_config, run_experiment
+from asdlab.pipeline.experiment_ensembles import check_ensembles, run_ensemble_stage
 
 MEMBERS = ["beats", "beats-lora", "beats-tats", "sslam", "sslam-tats", "eat", "eat-tats", "resnet"]
 TOY = {  # seconds, not minutes: 2 machine types, 1-s clips, 2 updates per training stage
@@ -52,6 +56,24 @@ def test_acp_weights_are_tuned_on_one_machine_type_and_held_out_on_the_other(rep
     weights = json.loads((acp.scores_dir / "weights.json").read_text())
     assert sorted(weights) == sorted(MEMBERS) and weights == pytest.approx(record["weights"])
     assert sum(weights.values()) == pytest.approx(1.0)
+
+
+def test_acp_needs_machine_types_on_both_sides(report_run, tmp_path):
+    by_name = {r.variant: r for r in report_run.results}
+    members = {m: StageRun("scores", m, by_name[m].scores_dir.parent, True, 0.0) for m in ("beats", "resnet")}
+    truth = next((report_run.out_dir / "cache").glob("synth-*")) / "data"
+    spec = EnsembleSpec(members=("beats", "resnet"), weights="acp", tune_machines=("SynFan", "SynPump"))
+    with pytest.raises(ConfigError, match=r"acp tunes on \['SynFan', 'SynPump'\] and holds out \[\]"):
+        run_ensemble_stage(spec, members, cache_root=tmp_path, ground_truth=truth)
+    with pytest.raises(ConfigError, match="tune_machines and search_steps apply to weights: acp only"):
+        check_ensembles({"e": EnsembleSpec(members=("a", "b"), tune_machines=("SynFan",))}, ["a", "b"], where="x")
+
+
+def test_overrides_reach_dotted_keys_written_in_a_variant():
+    data = {"variants": {"sslam": {"finetune.preset": "sslam-base", "backbone": {"preset": "sslam-base"}}}}
+    changed = apply_overrides(data, {"variants.sslam.finetune.preset": "eat-tiny",
+                                     "variants.sslam.backbone.preset": "eat-tiny"})
+    assert changed == {"variants": {"sslam": {"finetune.preset": "eat-tiny", "backbone": {"preset": "eat-tiny"}}}}
 
 
 def test_beats_runs_the_papers_pipeline(tmp_path):

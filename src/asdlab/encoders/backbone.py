@@ -102,7 +102,7 @@ class Backbone(nn.Module):
         if isinstance(encoder, (EATEncoder, BEATsEncoder)):
             kind, allowed = "transformer", tuple(encoder.poolings)
             default = allowed[0]
-            wanted = _TRANSFORMERS[type(encoder)]
+            wanted = next(f for e, f in _TRANSFORMERS.items() if isinstance(encoder, e))
             if not isinstance(front_end, wanted):
                 raise ConfigError(f"{label}: a {type(encoder).__name__} backbone needs a {wanted.__name__}, "
                                   f"got {type(front_end).__name__}")
