@@ -1,7 +1,8 @@
 """The ensemble report's member list and its ACP ensemble at CPU scale on the synthetic set (`ensemble-report`).
 
 Runs `asdlab run ensemble-report --synthetic` (its `small_scale` sizes: beats-tiny / eat-tiny from random
-weights, 300 fine-tuning steps, 60 continued pre-training steps; the two-branch CNN as the ResNet member)
+weights, 150 fine-tuning steps of 16 clips, 60 continued pre-training steps; the two-branch CNN, 300 steps,
+as the ResNet member)
 and writes one table: the official score (%) over all four machine types, over the two the ACP weights were
 tuned on (SynFan, SynGear) and over the two held out (SynPump, SynSlider), mean ± std over seeds, plus the
 ACP weights of each seed. Only the held-out columns can compare the ACP ensemble with its members fairly.
