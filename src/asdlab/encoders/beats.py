@@ -4,9 +4,10 @@ Input: `asdlab.features.normalize.BEATsFrontEnd`. 16 x 16 patches (Conv2d withou
 Linear to D; a convolutional position embedding (weight-normalised grouped Conv1d over the time-major
 token sequence, GELU); LayerNorm; post-LN blocks with DeepNorm residual scaling and a T5-style bucketed
 relative position bias, computed once and gated per block and head by the query. No CLS token: clips are
-the mean of the patch tokens. Left out: dropout and layerdrop (0 in the released configs; `drop_path`
-stands in), the layer-wise gradient multiplier (use the fine-tuning layer decay) and upstream's in-place
-masking in `extract_features`, which broke fine-tuning (here every op is out of place).
+the mean of the patch tokens. Left out, all training-time only: dropout (0 in the released configs),
+layerdrop (0.05 in iter3's; `drop_path` stands in), the layer-wise gradient multiplier (0.6; use the
+fine-tuning layer decay), and upstream's in-place masking in `extract_features`, which broke fine-tuning
+(here every op is out of place).
 Checkpoint import: `asdlab.encoders.beats_checkpoint`.
 """
 
