@@ -18,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train a classifier of (machine, section, attribute) classes on the training clips under "
         "DATA_ROOT and write a model folder (model.json, weights, train_log.csv, last.ckpt) that `asdlab embed "
         "--model DIR` and the scoring stage use. Recipes: two-branch-cnn (from scratch, sub-cluster AdaCos, "
-        "mixup/StatEx/FeatEx; the CPU default) and eat (the paper's: ArcFace, 20k steps, batch 32, lr 5e-5).",
+        "mixup/StatEx/FeatEx; the CPU default) and eat (the paper's: ArcFace, 20k steps, batch 32, lr 5e-5; any "
+        "transformer preset: eat-*, sslam-base, beats-*).",
     )
     parser.add_argument("data_root", metavar="DATA_ROOT", help="dataset root (any DCASE layout)")
     parser.add_argument("--out", required=True, metavar="DIR", help="the model folder to write")
@@ -27,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--preset", default=None,
                         help="encoder preset (default: eat-base / two-branch-cnn by recipe)")
     parser.add_argument("--init", default=None, metavar="FILE",
-                        help="EAT: encoder to start from (DAP encoder.safetensors, released checkpoint)")
+                        help="transformers: encoder to start from (DAP encoder.safetensors, released EAT / "
+                        "SSLAM / BEATs checkpoint)")
     parser.add_argument("--pseudo-attributes", default=None, metavar="CSV",
                         help="pseudo_attributes.csv for clips named noAttribute (asdlab pseudo-label)")
     parser.add_argument("--mode", choices=("full", "lora", "probe"), default="full",

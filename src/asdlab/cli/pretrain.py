@@ -48,9 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("data_roots", nargs="+", metavar="DATA_ROOT", help="dataset root(s), e.g. all DCASE years")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    parser.add_argument("--preset", default="eat-base", help="EAT preset: eat-tiny, eat-small, eat-base, eat-large")
+    parser.add_argument("--preset", default="eat-base",
+                        help="transformer preset: eat-tiny, eat-small, eat-base, eat-large, sslam-base, beats-tiny, "
+                             "beats-base (BEATs: the same objective, the report's TATS)")
     parser.add_argument("--init", type=_init, default=None, metavar="FILE|DIR|scratch",
-                        help="released EAT checkpoint, asdlab encoder file, or the OUT folder of an earlier "
+                        help="released EAT / SSLAM / BEATs checkpoint, asdlab encoder file, or the OUT folder of an earlier "
                              "pretrain run (student, teacher and decoder) to start from (default scratch)")
     parser.add_argument("--steps", type=int, default=None, help="optimiser updates (default 400000, EAT)")
     parser.add_argument("--batch-size", type=int, default=None, help="clips per device per micro-batch (default 32)")

@@ -1,10 +1,11 @@
 """One interface for every encoder: waveform batch (B, S) -> clip embeddings (B, D).
 
 A `Backbone` is an optional level normalisation (`asdlab.features.level`), a front end, an encoder
-and a pooling: EAT = `EATFrontEnd` (Kaldi fbank, EAT.md "Front end") + `EATEncoder` + "cls" / "mean" /
-"both"; mobilenet-mn04 = `EfficientATInput` (16 -> 32 kHz upsampling, EfficientAT log-mel) +
-`MobileNetV3` + global average pool (384-d); waveform encoders (two-branch CNN, logmel-stats,
-clip-level) take the waveform and give their own output.
+and a pooling. Transformer encoders: EAT / SSLAM = `EATFrontEnd` (Kaldi fbank, EAT.md "Front end") +
+`EATEncoder` + "cls" / "mean" / "both"; BEATs = `BEATsFrontEnd` + `BEATsEncoder` + "mean"; mobilenet-mn04 =
+`EfficientATInput` (16 -> 32 kHz upsampling, EfficientAT log-mel) + `MobileNetV3` + global average pool
+(384-d); waveform encoders (two-branch CNN, logmel-stats, clip-level) take the waveform and give their own
+output.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from asdlab.encoders.beats import BEATS_PRESETS, BEATsEncoder
 from asdlab.encoders.checkpoints import load_encoder_weights, read_encoder_metadata
 from asdlab.encoders.eat import EAT_PRESETS, EATEncoder
 from asdlab.encoders.mobilenet import EfficientATInput, MobileNetV3
@@ -23,14 +25,28 @@ from asdlab.encoders.registry import create_encoder, list_encoders
 from asdlab.errors import ConfigError
 from asdlab.features.fbank import count_frames
 from asdlab.features.level import LEVELS, Level, apply_level
-from asdlab.features.normalize import EAT_TARGET_FRAMES, EATFrontEnd
+from asdlab.features.normalize import EAT_TARGET_FRAMES, BEATsFrontEnd, EATFrontEnd
 
-__all__ = ["Pooling", "Backbone", "build_backbone", "list_backbones"]
+__all__ = ["Pooling", "Backbone", "build_backbone", "list_backbones", "transformer_front_end"]
 
 Pooling = Literal["cls", "mean", "both"]
 
 _EAT_POOLINGS = ("cls", "mean", "both")
-_EAT_SAMPLE_RATE = 16000  # EAT's Kaldi fbank is computed at 16 kHz (EAT.md "Front end")
+_EAT_SAMPLE_RATE = 16000  # EAT's and BEATs' Kaldi fbanks are computed at 16 kHz (EAT.md "Front end")
+# Transformer encoders and their front ends: both expose forward_features / pool / embed_dim (STYLE.md).
+_TRANSFORMERS: dict[type[nn.Module], type[nn.Module]] = {EATEncoder: EATFrontEnd, BEATsEncoder: BEATsFrontEnd}
+
+
+def transformer_front_end(encoder: nn.Module, *, target_frames: int | None = EAT_TARGET_FRAMES) -> nn.Module:
+    """The front end a transformer encoder was trained with (`EATFrontEnd` or `BEATsFrontEnd`).
+
+    Raises:
+        ConfigError: `encoder` is not a transformer encoder.
+    """
+    for encoder_type, front_end_type in _TRANSFORMERS.items():
+        if isinstance(encoder, encoder_type):
+            return front_end_type(target_frames=target_frames, num_mel_bins=encoder.num_mel_bins)
+    raise ConfigError(f"{type(encoder).__name__} is not a transformer encoder (EAT, SSLAM or BEATs)")
 _DEFAULT_SAMPLE_RATE = 16000  # DCASE and MIMII clips
 
 
@@ -43,18 +59,19 @@ class Backbone(nn.Module):
     call `front_end` / `embed_input` themselves get the same input from `ClipDataset(level="rms")`.
 
     Args:
-        encoder: an `EATEncoder`, a `MobileNetV3`, or any module mapping (B, S) to (B, D) with an
-            `embed_dim` attribute.
-        front_end: `EATFrontEnd` for EAT, `EfficientATInput` for the MobileNet; ignored (identity)
-            for waveform encoders.
+        encoder: an `EATEncoder` or `BEATsEncoder` (kind "transformer"), a `MobileNetV3`, or any module
+            mapping (B, S) to (B, D) with an `embed_dim` attribute.
+        front_end: `EATFrontEnd` for EAT, `BEATsFrontEnd` for BEATs, `EfficientATInput` for the
+            MobileNet; ignored (identity) for waveform encoders.
         pooling: EAT: "cls" (default), "mean" of the non-padding patch tokens, or "both" ([cls, mean],
-            2 D). MobileNet: "mean" (its global average pool, the default). Waveform encoders: None.
+            2 D). BEATs: "mean" (it has no CLS). MobileNet: "mean" (its global average pool, the
+            default). Waveform encoders: None.
         mask_padding: EAT only. When the front end pads a clip to `target_frames`, mark the padded
             frames so patches made only of padding are ignored by attention and "mean". False
             (default) is EAT's own behaviour: it was trained seeing zero-padded 1024-frame inputs.
         sample_rate: Hz of the input waveforms.
         name: the preset name, for records.
-        pool_module: EAT only: a trained pooling used on the patch tokens instead of `pooling`,
+        pool_module: transformers only: a trained pooling used on the patch tokens instead of `pooling`,
             called as `pool_module(tokens (B, N, D), padding_mask (B, N) | None) -> (B, D')` and
             with an `out_dim` attribute (e.g. `asdlab.heads.AttentiveStatsPooling`).
         projection: a module applied to the pooled embedding (a fine-tuned model's projection), with
@@ -82,10 +99,13 @@ class Backbone(nn.Module):
     ) -> None:
         super().__init__()
         label = name or type(encoder).__name__
-        if isinstance(encoder, EATEncoder):
-            kind, allowed, default = "eat", _EAT_POOLINGS, "cls"
-            if not isinstance(front_end, EATFrontEnd):
-                raise ConfigError(f"{label}: an EAT backbone needs an EATFrontEnd, got {type(front_end).__name__}")
+        if isinstance(encoder, (EATEncoder, BEATsEncoder)):
+            kind, allowed = "transformer", tuple(encoder.poolings)
+            default = allowed[0]
+            wanted = next(f for e, f in _TRANSFORMERS.items() if isinstance(encoder, e))
+            if not isinstance(front_end, wanted):
+                raise ConfigError(f"{label}: a {type(encoder).__name__} backbone needs a {wanted.__name__}, "
+                                  f"got {type(front_end).__name__}")
         elif isinstance(encoder, MobileNetV3):
             kind, allowed, default = "mobilenet", ("mean",), "mean"
             if not isinstance(front_end, EfficientATInput):
@@ -98,10 +118,10 @@ class Backbone(nn.Module):
         if pooling is not None and pooling not in allowed:
             choices = ", ".join(allowed) if allowed else "none (its output is the embedding)"
             raise ConfigError(f"{label}: pooling={pooling!r} is not available; choose {choices}")
-        if mask_padding and kind != "eat":
-            raise ConfigError(f"{label}: mask_padding applies to EAT backbones only")
-        if pool_module is not None and (kind != "eat" or not hasattr(pool_module, "out_dim")):
-            raise ConfigError(f"{label}: pool_module needs an EAT encoder and an `out_dim` attribute")
+        if mask_padding and not isinstance(encoder, EATEncoder):
+            raise ConfigError(f"{label}: mask_padding applies to EAT backbones only (BEATs pads nothing)")
+        if pool_module is not None and (kind != "transformer" or not hasattr(pool_module, "out_dim")):
+            raise ConfigError(f"{label}: pool_module needs a transformer encoder and an `out_dim` attribute")
         if projection is not None and not hasattr(projection, "out_features"):
             raise ConfigError(f"{label}: projection {type(projection).__name__} has no `out_features` attribute")
         self.kind = kind
@@ -145,12 +165,13 @@ class Backbone(nn.Module):
         if self.pool_module is not None:
             return int(self.pool_module.out_dim)
         width = int(self.encoder.embed_dim)
-        return 2 * width if self.kind == "eat" and self.pooling == "both" else width
+        return 2 * width if self.kind == "transformer" and self.pooling == "both" else width
 
     @property
     def target_frames(self) -> int | None:
-        """EAT: frames each clip is padded / cropped to (None: all, padded to a multiple of 16)."""
-        return self.front_end.target_frames if self.kind == "eat" else None
+        """EAT: frames each clip is padded / cropped to (None: all, padded to a multiple of 16); BEATs: the
+        most frames kept (nothing is padded); None for other encoders."""
+        return self.front_end.target_frames if self.kind == "transformer" else None
 
     def settings(self) -> dict[str, Any]:
         """What decides the embeddings besides the weights, JSON-ready (for metadata and cache keys)."""
@@ -192,13 +213,13 @@ class Backbone(nn.Module):
         augmentation of spectrograms).
 
         Args:
-            x: EAT: (B, 1, T, F) from `front_end`; MobileNet: (B, 1, 128, T); waveform encoders: (B, S).
+            x: transformers: (B, 1, T, F) from `front_end`; MobileNet: (B, 1, 128, T); waveform encoders: (B, S).
             num_samples: EAT with `mask_padding`: the waveform length, to find the padded frames.
 
         Returns:
             (B, embed_dim) embeddings.
         """
-        if self.kind == "eat":
+        if self.kind == "transformer":
             padding = None
             if self.mask_padding and num_samples is not None:
                 padding = self._frame_padding(num_samples, x.shape[0], x.shape[2], x.device)
@@ -250,15 +271,17 @@ def build_backbone(
 
     Args:
         name: encoder preset (see `list_backbones`).
-        pooling: see `Backbone`; None = the encoder's default ("cls" for EAT).
-        weights: an asdlab encoder file (`save_encoder`), a released EAT checkpoint or Hugging Face
-            copy (EAT presets), or EfficientAT's `mn04_as` state dict; None = random initialisation.
-        sample_rate: Hz of the input waveforms; None = 16000. EAT takes 16 kHz only; the MobileNet
+        pooling: see `Backbone`; None = the encoder's default ("cls" for EAT, "mean" for BEATs).
+        weights: an asdlab encoder file (`save_encoder`), a released EAT / SSLAM checkpoint or Hugging
+            Face copy (EAT presets), a released BEATs checkpoint (BEATs presets), or EfficientAT's
+            `mn04_as` state dict; None = random initialisation.
+        sample_rate: Hz of the input waveforms; None = 16000. EAT and BEATs take 16 kHz only; the MobileNet
             32000 / n (upsampled to 32 kHz); encoders with their own `sample_rate` (logmel-stats)
             are built at it.
         target_frames: EAT only: pad with zeros (before normalising, as EAT) or crop every clip's
             fbank to this many frames (1024 = EAT's 10.24 s, so longer clips are cut); None keeps all
-            frames and pads to the next multiple of 16 (at most 12288 frames, ~123 s).
+            frames and pads to the next multiple of 16 (at most 12288 frames, ~123 s). BEATs: the most
+            frames kept (longer clips are cut, shorter ones are not padded); None keeps all.
         mask_padding: EAT only: see `Backbone`.
         level: see `Backbone`. None = the level recorded in an asdlab `weights` file (encoders
             trained by `asdlab pretrain` / `finetune` on level-normalised clips record "rms"), else
@@ -278,11 +301,13 @@ def build_backbone(
     """
     if name not in list_encoders():
         raise ConfigError(f"unknown backbone {name!r}; choose one of {', '.join(list_backbones())}")
-    is_eat = name in EAT_PRESETS
-    if not is_eat and (target_frames != EAT_TARGET_FRAMES or mask_padding):
-        raise ConfigError(f"{name}: target_frames and mask_padding apply to EAT backbones only")
-    if is_eat and sample_rate not in (None, _EAT_SAMPLE_RATE):
-        raise ConfigError(f"{name}: sample_rate={sample_rate}; EAT takes {_EAT_SAMPLE_RATE} Hz waveforms")
+    is_transformer = name in EAT_PRESETS or name in BEATS_PRESETS
+    if not is_transformer and target_frames != EAT_TARGET_FRAMES:
+        raise ConfigError(f"{name}: target_frames applies to EAT and BEATs backbones only")
+    if mask_padding and name not in EAT_PRESETS:
+        raise ConfigError(f"{name}: mask_padding applies to EAT backbones only")
+    if is_transformer and sample_rate not in (None, _EAT_SAMPLE_RATE):
+        raise ConfigError(f"{name}: sample_rate={sample_rate}; EAT and BEATs take {_EAT_SAMPLE_RATE} Hz waveforms")
     meta = device is not None and torch.device(device).type == "meta"
     recorded: str = "none"
     if weights is not None:
@@ -300,8 +325,8 @@ def build_backbone(
     # Front ends hold only fixed buffers computed from their values, so they are built on the CPU.
     rate = sample_rate or getattr(encoder, "sample_rate", None) or _DEFAULT_SAMPLE_RATE
     front_end: nn.Module | None = None
-    if isinstance(encoder, EATEncoder):
-        front_end = EATFrontEnd(target_frames=target_frames, num_mel_bins=encoder.num_mel_bins)
+    if isinstance(encoder, tuple(_TRANSFORMERS)):
+        front_end = transformer_front_end(encoder, target_frames=target_frames)
     elif isinstance(encoder, MobileNetV3):
         front_end = EfficientATInput(sample_rate=rate)
     backbone = Backbone(encoder, front_end=front_end, pooling=pooling, mask_padding=mask_padding,

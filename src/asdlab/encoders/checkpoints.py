@@ -1,11 +1,12 @@
-"""Released EAT weights -> `EATEncoder`, without fairseq or transformers; asdlab's own encoder files.
+"""Released EAT (and SSLAM) weights -> `EATEncoder`, without fairseq or transformers; asdlab's own files.
 
-Sources (`EAT.md`, "Released checkpoints"): fairseq pre-trained files (student, `_ema` teacher and
-CNN decoder), fairseq fine-tuned files (`model.` prefix, `fc_norm` / `head` ignored), and Hugging
-Face copies (safetensors or pytorch_model.bin). Every name and shape is checked; a mismatch raises
+Sources (`EAT.md`, "Released checkpoints"; SSLAM's releases share EAT's layout): fairseq pre-trained files
+(student, `_ema` teacher and CNN decoder), fairseq fine-tuned files (`model.` prefix, `fc_norm` / `head`
+ignored), and Hugging Face copies (safetensors or pytorch_model.bin). Every name and shape is checked; a mismatch raises
 `CheckpointError` listing the missing, unexpected and mis-shaped keys. Pickles are read by a
 restricted unpickler that never imports or runs anything outside a short allowlist. Also: the
-EfficientAT mn04 AudioSet weights, and `load_encoder_weights`, which reads any of these formats.
+EfficientAT mn04 AudioSet weights, and `load_encoder_weights`, which reads any of these formats and
+BEATs releases (`beats_checkpoint.py`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from asdlab._io import atomic_path, sha256_file
+from asdlab.encoders._key_report import compare_shapes as _compare
+from asdlab.encoders._key_report import problems_message as _problems_message
+from asdlab.encoders._key_report import state_shapes as _shapes
 from asdlab.encoders._restricted_pickle import StubObject, read_pickle_checkpoint
+from asdlab.encoders.beats import BEATS_PRESETS
+from asdlab.encoders.beats_checkpoint import load_beats_checkpoint
 from asdlab.encoders.eat import EAT_PRESETS, EATEncoder, create_eat_decoder
 from asdlab.encoders.layers import sincos_2d_table
 from asdlab.encoders.registry import create_encoder
@@ -234,47 +240,9 @@ def infer_eat_preset(converted: ConvertedState) -> str:
     )
 
 
-def _shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
-    return {key: tuple(value.shape) for key, value in module.state_dict().items()}
-
-
 def _meta_shapes(preset: str, *, decoder: bool) -> dict[str, tuple[int, ...]]:
     with torch.device("meta"):
         return _shapes(create_eat_decoder(preset) if decoder else create_encoder(preset))
-
-
-def _problems_message(
-    header: str,
-    missing: list[str],
-    unexpected: list[str],
-    misshaped: list[str],
-    *,
-    limit: int = 25,
-) -> str:
-    lines = [header]
-    for title, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
-        if items:
-            lines.append(f"  {title} ({len(items)}):")
-            lines += [f"    {item}" for item in items[:limit]]
-            if len(items) > limit:
-                lines.append(f"    ... and {len(items) - limit} more")
-    return "\n".join(lines)
-
-
-def _compare(
-    expected: Mapping[str, tuple[int, ...]],
-    provided: Mapping[str, Tensor],
-    name: Any,
-) -> tuple[list[str], list[str], list[str]]:
-    """(missing, unexpected, mis-shaped) lines; `name(our_key)` gives the key as the file spells it."""
-    missing = [f"{name(k)} {list(s)}" for k, s in expected.items() if k not in provided]
-    unexpected = [f"{name(k)} {list(v.shape)}" for k, v in provided.items() if k not in expected]
-    misshaped = [
-        f"{name(k)}: file {list(v.shape)}, model {list(expected[k])}"
-        for k, v in provided.items()
-        if k in expected and tuple(v.shape) != expected[k]
-    ]
-    return missing, unexpected, misshaped
 
 
 def check_converted(converted: ConvertedState, preset: str, *, path: str | os.PathLike = "checkpoint") -> float | None:
@@ -594,8 +562,9 @@ def _asdlab_metadata(path: Path) -> dict[str, Any] | None:
 def load_encoder_weights(path: str | os.PathLike, preset: str, **overrides: Any) -> tuple[nn.Module, str]:
     """Build the encoder preset `preset` with the weights in `path`, whatever their format.
 
-    Formats: asdlab's own safetensors (`save_encoder`, any preset); a released EAT file or Hugging
-    Face copy (EAT presets, student weights); the EfficientAT state dict (`mobilenet-mn04`).
+    Formats: asdlab's own safetensors (`save_encoder`, any preset); a released EAT / SSLAM file or
+    Hugging Face copy (EAT presets, student weights); a released BEATs file (BEATs presets,
+    `beats_checkpoint`); the EfficientAT state dict (`mobilenet-mn04`).
 
     Args:
         path: the weights file (or a Hugging Face snapshot folder).
@@ -604,7 +573,7 @@ def load_encoder_weights(path: str | os.PathLike, preset: str, **overrides: Any)
 
     Returns:
         (encoder in eval mode on the CPU, format): format is "asdlab", a `CheckpointReport.source`
-        ("fairseq-pretrained", "fairseq-finetuned", "hf") or "efficientat".
+        ("fairseq-pretrained", "fairseq-finetuned", "hf"), "beats" / "beats-finetuned" or "efficientat".
 
     Raises:
         CheckpointError: unreadable file, a file made for another preset, or keys that do not fit.
@@ -615,13 +584,18 @@ def load_encoder_weights(path: str | os.PathLike, preset: str, **overrides: Any)
         if metadata["preset"] != preset:
             raise CheckpointError(f"{path}: holds a {metadata['preset']!r} encoder, not {preset!r}")
         return load_encoder(path, **overrides), "asdlab"
-    if preset in EAT_PRESETS:
-        encoder, report = load_eat_checkpoint(path, preset=preset)
+    if preset in EAT_PRESETS or preset in BEATS_PRESETS:
+        if preset in EAT_PRESETS:
+            encoder, report = load_eat_checkpoint(path, preset=preset)
+            source = report.source
+        else:
+            encoder, beats_report = load_beats_checkpoint(path, preset=preset)
+            source = "beats-finetuned" if beats_report.finetuned else "beats"
         if overrides:  # rebuild with the overrides (e.g. drop_path); the shapes are the preset's
             state = encoder.state_dict()
             encoder = create_encoder(preset, **overrides)
             encoder.load_state_dict(state, strict=True)
-        return encoder.eval(), report.source
+        return encoder.eval(), source
     if preset == "mobilenet-mn04":
         return load_mn04_weights(path, model=create_encoder(preset, **overrides)), "efficientat"
     if not path.exists():

@@ -27,6 +27,7 @@ __all__ = [
     "eat_small",
     "eat_base",
     "eat_large",
+    "sslam_base",
 ]
 
 PoolMode = Literal["cls", "mean", "both"]
@@ -54,6 +55,10 @@ EAT_PRESETS: dict[str, EATPreset] = {
     "eat-base": EATPreset(embed_dim=768, depth=12, num_heads=12, decoder_layers=6, decoder_kernel=3),
     # EAT.md: 1024 wide, 24 blocks, 16 heads; decoder 3 layers, kernel 5 (≈309 M with the decoder).
     "eat-large": EATPreset(embed_dim=1024, depth=24, num_heads=16, decoder_layers=3, decoder_kernel=5),
+    # SSLAM (Alex et al., ICLR 2025) is EAT-base further pre-trained on audio mixtures: ta012/SSLAM's
+    # `Data2VecMultiModel`, image modality and stage-2 config (6-layer kernel-3 decoder, `_ema` teacher)
+    # are EAT's, so its released files load through the EAT import under this name.
+    "sslam-base": EATPreset(embed_dim=768, depth=12, num_heads=12, decoder_layers=6, decoder_kernel=3),
 }
 
 
@@ -97,6 +102,7 @@ class EATEncoder(nn.Module):
     """
 
     patch_size = 16
+    poolings = ("cls", "mean", "both")  # what `pool` accepts; the first is the default
 
     def __init__(
         self,
@@ -487,3 +493,9 @@ def eat_base(**overrides) -> EATEncoder:
 def eat_large(**overrides) -> EATEncoder:
     """EAT-large: 1024 wide, 24 blocks, 16 heads (the released EAT-large checkpoint)."""
     return _build_encoder("eat-large", overrides)
+
+
+@register_encoder("sslam-base")
+def sslam_base(**overrides) -> EATEncoder:
+    """SSLAM: the EAT-base architecture, for the released SSLAM pre-trained / AS2M fine-tuned files."""
+    return _build_encoder("sslam-base", overrides)

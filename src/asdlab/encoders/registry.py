@@ -19,6 +19,7 @@ __all__ = ["register_encoder", "create_encoder", "list_encoders"]
 _MODEL_MODULES = (
     "asdlab.encoders.reference",
     "asdlab.encoders.eat",
+    "asdlab.encoders.beats",
     "asdlab.encoders.two_branch_cnn",
     "asdlab.encoders.mobilenet",
 )

@@ -1,11 +1,15 @@
-"""Waveform tensor -> time-frequency tensor: Kaldi fbank (EAT), EAT normalisation, |FFT| and STFT."""
+"""Waveform tensor -> time-frequency tensor: Kaldi fbank (EAT, BEATs), their normalisations, |FFT| and STFT."""
 
 from asdlab.features.fbank import KaldiFbank, WindowType, count_frames, fbank, kaldi_mel_banks, kaldi_window
 from asdlab.features.normalize import (
+    BEATS_FBANK_MEAN,
+    BEATS_FBANK_STD,
+    BEATsFrontEnd,
     EAT_FBANK_MEAN,
     EAT_FBANK_STD,
     EAT_TARGET_FRAMES,
     EATFrontEnd,
+    beats_input,
     eat_input,
     normalize_eat,
     pad_or_crop,
@@ -20,6 +24,10 @@ from asdlab.features.spectra import (
 )
 
 __all__ = [
+    "BEATS_FBANK_MEAN",
+    "BEATS_FBANK_STD",
+    "BEATsFrontEnd",
+    "beats_input",
     "EAT_FBANK_MEAN",
     "EAT_FBANK_STD",
     "EAT_TARGET_FRAMES",

@@ -1,8 +1,10 @@
-"""EAT's input pipeline around the fbank: clip-mean removal, pad/crop, AudioSet normalisation.
+"""EAT's and BEATs' input pipelines around the fbank: scaling, pad/crop, AudioSet normalisation.
 
-Implements EAT.md "Front end" steps 1, 3, 4 and 5 as the official code does them
-(EAT `data/raw_audio_dataset.py`, `feature_extract/feature_extract.py`): the log-mel fbank is
-padded with zeros *before* normalising, so padded frames end up at 4.268 / 9.138 ~ 0.467.
+EAT: EAT.md "Front end" steps 1, 3, 4 and 5 as the official code does them (EAT
+`data/raw_audio_dataset.py`, `feature_extract/feature_extract.py`): the log-mel fbank is padded with
+zeros *before* normalising, so padded frames end up at 4.268 / 9.138 ~ 0.467. BEATs: microsoft/unilm
+`beats/BEATs.py` `preprocess`: waveform x 2^15, torchaudio's Kaldi fbank with its defaults (povey
+window, not EAT's hanning), 128 bins, 25 / 10 ms, then (fbank - 15.41663) / (2 x 6.55582); no padding.
 """
 
 from __future__ import annotations
@@ -13,6 +15,11 @@ from asdlab.errors import ConfigError, DataError
 from asdlab.features.fbank import KaldiFbank
 
 __all__ = [
+    "BEATS_FBANK_MEAN",
+    "BEATS_FBANK_STD",
+    "BEATS_WAVEFORM_SCALE",
+    "BEATsFrontEnd",
+    "beats_input",
     "EAT_FBANK_MEAN",
     "EAT_FBANK_STD",
     "EAT_TARGET_FRAMES",
@@ -134,3 +141,61 @@ class EATFrontEnd(nn.Module):
     def forward(self, waveform: Tensor) -> Tensor:
         """See `eat_input`."""
         return eat_input(waveform, target_frames=self.target_frames, front_end=self.fbank)
+
+
+# BEATs' fbank statistics (`fbank_mean`, `fbank_std` of BEATs.extract_features); the std is doubled when applied.
+BEATS_FBANK_MEAN = 15.41663
+BEATS_FBANK_STD = 6.55582
+# BEATs scales [-1, 1] samples to the int16 range before the fbank (log-mel + 2 ln 2^15 ~ +20.8).
+BEATS_WAVEFORM_SCALE = 2.0**15
+_BEATS_PATCH = 16
+
+
+def beats_input(waveform: Tensor, *, max_frames: int | None = EAT_TARGET_FRAMES,
+                front_end: KaldiFbank | None = None) -> Tensor:
+    """The (B, 1, T, F) tensor BEATs expects, from 16 kHz waveforms.
+
+    Steps: x 2^15, Kaldi fbank (povey window, no dither), keep at most `max_frames` frames and then a
+    multiple of 16 (BEATs' stride-16 patch convolution drops the remainder anyway), normalise. Nothing is
+    padded and the clip mean is not removed (Kaldi removes each frame's DC offset), as upstream.
+
+    Args:
+        waveform: (B, S) or (S,) float samples in [-1, 1] at 16 kHz.
+        max_frames: longest input in frames (1024 = 10.24 s, BEATs' 10-s training clips); None = all.
+        front_end: a `KaldiFbank` with BEATs' settings to reuse (built when None).
+
+    Returns:
+        (B, 1, T, F) normalised log-mel, T a multiple of 16.
+
+    Raises:
+        DataError: input not (S,) or (B, S), or shorter than 16 frames (0.175 s).
+    """
+    if waveform.ndim not in (1, 2):
+        raise DataError(f"waveform must be (S,) or (B, S), got shape {tuple(waveform.shape)}")
+    if front_end is None:
+        front_end = KaldiFbank(window_type="povey")
+    feats = front_end(waveform.reshape(-1, waveform.shape[-1]) * BEATS_WAVEFORM_SCALE)  # (B, T, F)
+    frames = feats.shape[-2] if max_frames is None else min(feats.shape[-2], max_frames)
+    frames -= frames % _BEATS_PATCH
+    if frames == 0:
+        raise DataError(f"BEATs needs at least {_BEATS_PATCH} fbank frames; the clip gives {feats.shape[-2]}")
+    feats = (feats[..., :frames, :] - BEATS_FBANK_MEAN) / (2.0 * BEATS_FBANK_STD)
+    return feats.unsqueeze(1)  # (B, 1, T, F): time is the image height
+
+
+class BEATsFrontEnd(nn.Module):
+    """`beats_input` as a module: waveform (B, S) -> (B, 1, T, F), no trainable parameters.
+
+    `target_frames` is the longest input kept (BEATs pads nothing); the name matches `EATFrontEnd`'s.
+    """
+
+    def __init__(self, *, target_frames: int | None = EAT_TARGET_FRAMES, num_mel_bins: int = 128) -> None:
+        super().__init__()
+        if target_frames is not None and target_frames < _BEATS_PATCH:
+            raise ConfigError(f"target_frames must be at least {_BEATS_PATCH} for BEATs, got {target_frames}")
+        self.target_frames = target_frames
+        self.fbank = KaldiFbank(num_mel_bins=num_mel_bins, window_type="povey")
+
+    def forward(self, waveform: Tensor) -> Tensor:
+        """See `beats_input`."""
+        return beats_input(waveform, max_frames=self.target_frames, front_end=self.fbank)

@@ -168,17 +168,23 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """`data` with dotted keys replaced (`{"finetune.lr": 1e-4}`); a copy, the input is unchanged."""
+    """`data` with dotted keys replaced (`{"finetune.lr": 1e-4}`); a copy, the input is unchanged.
+
+    A dotted key written literally in `data` (a variant's `finetune.preset: ...`) is replaced as one key, so
+    `variants.x.finetune.preset` reaches it.
+    """
     result = json.loads(json.dumps(dict(data), default=str))  # deep copy of plain values
     for key, value in overrides.items():
         parts = key.split(".")
         node = result
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
+        depth = 0
+        while depth < len(parts) - 1 and ".".join(parts[depth:]) not in node:
+            child = node.setdefault(parts[depth], {})
             if not isinstance(child, dict):
-                raise ConfigError(f"override {key}: {part} is a value, not a section")
+                raise ConfigError(f"override {key}: {parts[depth]} is a value, not a section")
             node = child
-        node[parts[-1]] = value
+            depth += 1
+        node[".".join(parts[depth:])] = value
     return result
 
 

@@ -277,6 +277,7 @@ def tune_weights(
     step: float = 0.1,
     decay: float = 0.98,
     seed: int = 0,
+    machines: Sequence[str] | None = None,
 ) -> TuningResult:
     """Search fusion weights maximising the official score (2023 rule) of the fused scores on a labelled set.
 
@@ -286,6 +287,8 @@ def tune_weights(
         normalization: as in `fuse_systems`.
         n_iter, step, decay: the search, as in `asdlab.backends.search_weights`.
         seed: seed of the search.
+        machines: tune on these machine types only (e.g. the development set's, to apply the weights to
+            held-out ones); None = every machine the systems scored.
 
     Raises:
         DataError: systems that do not line up, or ground truth without domains.
@@ -293,7 +296,10 @@ def tune_weights(
     """
     keys = _check_systems(systems)
     truth = load_ground_truth(ground_truth)
-    machines = sorted({m for m, _ in keys})
+    scored = sorted({m for m, _ in keys})
+    if machines is not None and (unknown := sorted(set(machines) - set(scored))):
+        raise ConfigError(f"cannot tune on machine type(s) {unknown}: the systems scored {scored}")
+    machines = scored if machines is None else sorted(set(machines))
     columns: dict[str, list] = {"y": [], "machine": [], "section": [], "domain": []}
     scores: dict[str, NDArray[np.float64]] = {}
     for i, system in enumerate(systems):

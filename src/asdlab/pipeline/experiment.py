@@ -536,7 +536,8 @@ def _run_seed(
         # evaluate the ensemble where its members were evaluated (labelled test clips)
         evaluated = all(scored[m][0].summary is not None for m in spec.members)
         stage, summary = run_ensemble_stage(spec, {m: scored[m][1] for m in spec.members}, cache_root=run.cache_root,
-                                            ground_truth=run.data_root if evaluated else None)
+                                            ground_truth=run.data_root if evaluated else None,
+                                            eval_machines=run.eval_machines)
         _stage_log(run.log, stage)
         results.append(VariantResult(variant=name, seed=seed, scores_dir=stage.directory / "scores", summary=summary,
                                      columns=run.columns(summary)))

@@ -1,11 +1,11 @@
 """Stage (3): fine-tune an encoder on machine-attribute classes and write a model folder (paper Sec. 2.5).
 
 Recipes: "eat" (the paper's: EAT + ArcFace, 20 k steps, batch 32, cosine, peak lr 5e-5, 120 warm-up
-steps, mixup + SpecAugment; modes full / lora / probe) and "two-branch-cnn" (Wilkinghoff's CNN from
-scratch with sub-cluster AdaCos, mixup / StatEx / FeatEx; the CPU default). The folder holds
-`model.json`, the weights (only the adapters and new layers for LoRA and probe), the training log and
-the resumable checkpoint; `load_finetuned_backbone` rebuilds the waveform -> embedding `Backbone`, with
-the level normalisation the training clips had (`model.json` "level").
+steps, mixup + SpecAugment; modes full / lora / probe; any transformer preset: EAT, SSLAM, BEATs) and
+"two-branch-cnn" (Wilkinghoff's CNN from scratch with sub-cluster AdaCos, mixup / StatEx / FeatEx; the CPU
+default). The folder holds `model.json`, the weights (only the adapters and new layers for LoRA and probe),
+the training log and the resumable checkpoint; `load_finetuned_backbone` rebuilds the waveform -> embedding
+`Backbone`, with the level normalisation the training clips had (`model.json` "level").
 """
 
 from __future__ import annotations
@@ -77,14 +77,16 @@ class FinetuneSettings:
     """What decides a fine-tuned model. None = the recipe's value (`resolved()`).
 
     Attributes:
-        recipe: "two-branch-cnn" (default, trains on a CPU) or "eat" (the paper's).
+        recipe: "two-branch-cnn" (default, trains on a CPU) or "eat" (the paper's, for every transformer
+            preset: EAT, "sslam-base", "beats-base", ...).
         preset: encoder preset ("eat-base" / "two-branch-cnn" by recipe).
         mode: EAT: "full", "lora" or "probe"; the two-branch CNN trains fully.
         steps / batch_size / lr / warmup_steps / weight_decay: optimisation (cosine schedule).
         head: EAT: "arcface" (paper), "adacos", "sc-adacos". The two-branch recipe uses sub-cluster AdaCos.
         head_scale / head_margin: ArcFace s and m.
         sub_clusters: sub-cluster AdaCos centres per class.
-        pooling: EAT: "cls", "mean" or "asp"; projection_dim / projection_layers: EAT embedding projection.
+        pooling: EAT: "cls", "mean" or "asp" (BEATs: "mean" or "asp"); projection_dim / projection_layers:
+            the embedding projection.
         layer_decay: EAT full mode layer-wise lr decay; drop_path: EAT stochastic depth. The paper's
             0.65 suits a well pre-trained encoder; from a random or briefly pre-trained start it all but
             freezes a 12-block model (its first block gets 0.65^13 of the lr), and such a start wants
@@ -294,8 +296,8 @@ def run_finetuning(
         data_root: dataset root (any layout `index_dataset` reads).
         out_dir: the model folder (model.json, weights, train_log.csv, last.ckpt).
         settings: see `FinetuneSettings`.
-        init_weights: EAT: the encoder to start from (a DAP `encoder.safetensors`, a released
-            checkpoint); None = random initialisation from `settings.seed`.
+        init_weights: transformers: the encoder to start from (a DAP `encoder.safetensors`, a released
+            EAT / SSLAM / BEATs checkpoint); None = random initialisation from `settings.seed`.
         pseudo_attributes: `pseudo_attributes.csv` (or a mapping) naming a pseudo-attribute for
             attribute-less clips.
         resume: continue an interrupted run from `out_dir/last.ckpt`; its settings must be the

@@ -1,4 +1,7 @@
-"""Stage `pretrain`: domain-adaptive pre-training (DAP) of an EAT encoder on machine sounds, no labels.
+"""Stage `pretrain`: domain-adaptive pre-training (DAP) of a transformer encoder on machine sounds, no labels.
+
+EAT and SSLAM presets continue their own objective (UFO); BEATs presets get the same masked-student /
+EMA-teacher objective (the ensemble report's TATS, see `asdlab.training.ufo`).
 
 Indexes the train split of every machine of every dataset root (one DCASE year, or 2020-2025 for
 "DAP-full"), caches the decoded (level-normalised) clips under `<out>/cache`, trains `DAPTask` (EAT's
@@ -25,13 +28,14 @@ from torch import nn
 from asdlab.data.dataset import ClipDataset
 from asdlab.data.index import index_dataset
 from asdlab.data.records import ClipRecord
+from asdlab.encoders.backbone import transformer_front_end
+from asdlab.encoders.beats import BEATS_PRESETS, create_beats_decoder
 from asdlab.encoders.checkpoints import load_eat_checkpoint, load_encoder_weights, read_encoder_metadata, save_encoder
-from asdlab.encoders.eat import DECODER_CONVS, EAT_PRESETS, DecoderConv, EATEncoder, create_eat_decoder
+from asdlab.encoders.eat import DECODER_CONVS, EAT_PRESETS, DecoderConv, create_eat_decoder
 from asdlab.encoders.registry import create_encoder
 from asdlab.errors import CheckpointError, ConfigError, DataError
 from asdlab.features.fbank import count_frames
 from asdlab.features.level import Level
-from asdlab.features.normalize import EATFrontEnd
 from asdlab.pipeline.config_io import check_resume_settings, write_run_settings
 from asdlab.training.ema import EMASchedule
 from asdlab.training.loop import ProgressCallback, TrainSettings, is_global_zero, resolve_precision, train
@@ -60,8 +64,10 @@ class PretrainSettings:
     """DAP settings. Defaults: EAT pre-training (EAT.md "Optimiser", "UFO") and the DAP paper's batch.
 
     Attributes:
-        preset: EAT encoder preset ("eat-base" in the paper; "eat-tiny" / "eat-small" on a CPU).
-        init: released EAT checkpoint (student, decoder and EMA teacher are used when present), an
+        preset: encoder preset: EAT ("eat-base" in the paper; "eat-tiny" / "eat-small" on a CPU), "sslam-base",
+            or BEATs ("beats-base"; "beats-tiny" on a CPU).
+        init: released EAT / SSLAM checkpoint (student, decoder and EMA teacher are used when present),
+            a released BEATs checkpoint (student; the teacher starts as its copy, the decoder fresh), an
             asdlab encoder file, or the folder of an earlier `run_pretraining` (its student, teacher
             and decoder: e.g. general pre-training, then DAP); None = random initialisation from `seed`.
         seed: initialisation (without `init`), data order and masks.
@@ -81,8 +87,9 @@ class PretrainSettings:
         level: "rms" (default) trains on clips scaled to a fixed RMS (`asdlab.features.level`), so the
             encoder does not depend on a recording's gain; the encoder file records it and
             `build_backbone` applies it. "none" trains on the files' own levels.
-        target_frames: EAT input frames; None = the clip's frame count rounded up to a multiple of 16
-            (EAT pads 10 s to 1024; padding 2 s clips to 1024 would be 80 % padding patches).
+        target_frames: input frames; None = the clip's frame count rounded up to a multiple of 16
+            (EAT pads 10 s to 1024; padding 2 s clips to 1024 would be 80 % padding patches; BEATs pads
+            nothing and drops the frames short of a full patch).
         precision: Fabric precision; "auto" = "bf16-mixed" on a GPU, "32-true" on the CPU.
         accelerator, devices, num_nodes, strategy, num_workers: see `TrainSettings`.
         checkpoint_every, log_every: updates between checkpoints / progress reports.
@@ -184,7 +191,7 @@ def _is_asdlab_file(path: Path) -> bool:
     return True
 
 
-def _load_pretraining_run(run_dir: Path, preset: str, decoder: nn.Module) -> tuple[EATEncoder, EATEncoder | None]:
+def _load_pretraining_run(run_dir: Path, preset: str, decoder: nn.Module) -> tuple[nn.Module, nn.Module | None]:
     """Student and teacher of a finished `run_pretraining` folder; its decoder goes into `decoder`."""
     encoder, _ = load_encoder_weights(run_dir / ENCODER_NAME, preset)
     teacher = load_encoder_weights(run_dir / TEACHER_NAME, preset)[0] if (run_dir / TEACHER_NAME).is_file() else None
@@ -221,23 +228,26 @@ def step_options(settings: PretrainSettings) -> tuple[str, bool]:
 
 
 def build_dap_task(settings: PretrainSettings, *, target_frames: int | None) -> DAPTask:
-    """Student, decoder and teacher for `settings` (random, a released EAT file, an asdlab file or run).
+    """Student, decoder and teacher for `settings` (random, a released EAT / SSLAM / BEATs file, an asdlab
+    file or run).
 
-    A released pre-training file or an earlier pre-training folder gives all three; a file without
-    a decoder (fine-tuned, Hugging Face, asdlab) gets a fresh decoder from `seed`, and the teacher
+    A released EAT pre-training file or an earlier pre-training folder gives all three; a file without
+    a decoder (fine-tuned, Hugging Face, BEATs, asdlab) gets a fresh decoder from `seed`, and the teacher
     starts as a copy of the student.
 
     Raises:
-        ConfigError: `preset` is not an EAT preset.
+        ConfigError: `preset` is not a transformer preset.
         CheckpointError: `init` cannot be read or does not fit `preset`.
     """
     preset = settings.preset
-    if preset not in EAT_PRESETS:
-        raise ConfigError(f"preset {preset!r}: DAP trains EAT encoders; choose one of {', '.join(EAT_PRESETS)}")
+    if preset not in EAT_PRESETS and preset not in BEATS_PRESETS:
+        raise ConfigError(f"preset {preset!r}: DAP trains transformer encoders; choose one of "
+                          f"{', '.join([*EAT_PRESETS, *BEATS_PRESETS])}")
     conv, compile_objective = step_options(settings)
     with _seeded(settings.seed):
-        decoder = create_eat_decoder(preset, conv=conv)
-    teacher: EATEncoder | None = None
+        make_decoder = create_eat_decoder if preset in EAT_PRESETS else create_beats_decoder
+        decoder = make_decoder(preset, conv=conv)
+    teacher: nn.Module | None = None
     if settings.init is None or settings.init == "scratch":
         with _seeded(settings.seed):
             encoder = create_encoder(preset)
@@ -245,7 +255,7 @@ def build_dap_task(settings: PretrainSettings, *, target_frames: int | None) -> 
         path = Path(settings.init)
         if path.is_dir() and (path / ENCODER_NAME).is_file():
             encoder, teacher = _load_pretraining_run(path, preset, decoder)
-        elif _is_asdlab_file(path):
+        elif _is_asdlab_file(path) or preset in BEATS_PRESETS:
             encoder, _ = load_encoder_weights(path, preset)
         else:
             encoder, report = load_eat_checkpoint(path, which="student", preset=preset)
@@ -259,7 +269,7 @@ def build_dap_task(settings: PretrainSettings, *, target_frames: int | None) -> 
                 except CheckpointError as error:
                     logger.warning("%s: no usable teacher weights (%s); the teacher starts as the student",
                                    path, str(error).splitlines()[0])
-    front_end = EATFrontEnd(target_frames=target_frames, num_mel_bins=encoder.num_mel_bins)
+    front_end = transformer_front_end(encoder, target_frames=target_frames)
     return DAPTask(
         encoder.train(), decoder, teacher=teacher, front_end=front_end, clones=settings.clones,
         mask_ratio=settings.mask_ratio, utterance_weight=settings.utterance_weight,

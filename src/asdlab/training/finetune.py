@@ -1,5 +1,5 @@
-"""Machine-attribute classification task for EAT fine-tuning (the paper's "Model adaptation", Eq. 1-3,
-10; recipe in its Section 3: mixup and SpecAugment, ArcFace head), with the companions of
+"""Machine-attribute classification task for transformer fine-tuning (EAT, SSLAM, BEATs; the paper's
+"Model adaptation", Eq. 1-3, 10; recipe in its Section 3: mixup and SpecAugment, ArcFace head), with the companions of
 `ensemble-domain-generalization-report.txt` Section 2: attentive statistics pooling and a projection,
 LoRA, and a second head on cluster pseudo-labels of attribute-less clips (dual-head semi-supervised).
 
@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from asdlab.encoders.backbone import Backbone, build_backbone
-from asdlab.encoders.eat import EATEncoder
+from asdlab.encoders.beats import BEATS_PRESETS
+from asdlab.encoders.eat import EAT_PRESETS
 from asdlab.errors import ConfigError
 from asdlab.features.augment import mixup, spec_augment
 from asdlab.heads import AdaCosHead, ArcFaceHead, AttentiveStatsPooling, SubClusterAdaCosHead, soft_cross_entropy
@@ -111,30 +112,34 @@ def make_eat_backbone(
     seed: int = 0,
     **encoder_options: Any,
 ) -> Backbone:
-    """An EAT backbone for fine-tuning: encoder (+ weights), pooling, optional projection.
+    """A transformer backbone (EAT, SSLAM, BEATs) for fine-tuning: encoder (+ weights), pooling, projection.
 
     The pooling / projection are drawn from `seed` (the encoder too when `weights` is None), so
     `load_finetuned_backbone` can rebuild the same modules before loading their weights.
 
     Args:
-        preset: "eat-tiny", "eat-small", "eat-base", "eat-large".
-        pooling: "cls", "mean" of the patch tokens, or "asp" (attentive statistics, 2 D).
+        preset: an EAT preset ("eat-tiny" ... "eat-large", "sslam-base") or a BEATs one ("beats-tiny",
+            "beats-base").
+        pooling: "cls" (EAT only), "mean" of the patch tokens, or "asp" (attentive statistics, 2 D).
         projection_dim: embedding size after the projection; None = no projection.
         projection_layers: 1 or 2 (see `EmbeddingProjection`).
         weights: encoder weights (any format `build_backbone` reads); None = random.
-        target_frames: frames of the EAT input (1024 = 10.24 s; 208 fits 2 s clips).
+        target_frames: frames of the input (EAT: padded / cropped to, 1024 = 10.24 s, 208 fits 2 s
+            clips; BEATs: at most).
         seed: initialisation of the random parts.
         **encoder_options: preset overrides, e.g. `drop_path=0.1`.
 
     Raises:
-        ConfigError: unknown pooling or a non-EAT preset.
+        ConfigError: unknown pooling, "cls" for BEATs, or a preset that is not a transformer.
     """
     if pooling not in _POOLINGS:
         raise ConfigError(f"pooling must be one of {', '.join(_POOLINGS)}, got {pooling!r}")
-    backbone = build_backbone(preset, pooling="mean" if pooling == "mean" else "cls", weights=weights,
+    if preset not in EAT_PRESETS and preset not in BEATS_PRESETS:
+        raise ConfigError(f"{preset}: the attribute-classification task fine-tunes transformer presets: "
+                          f"{', '.join([*EAT_PRESETS, *BEATS_PRESETS])}")
+    # "asp" pools the patch tokens itself; the backbone's own pooling is then unused (its default).
+    backbone = build_backbone(preset, pooling=None if pooling == "asp" else pooling, weights=weights,
                               target_frames=target_frames, seed=seed, **encoder_options)
-    if not isinstance(backbone.encoder, EATEncoder):
-        raise ConfigError(f"{preset}: the attribute-classification task fine-tunes EAT presets only")
     with torch.random.fork_rng(devices=[]):  # draw the new layers from `seed`, leave the global RNG as it was
         torch.manual_seed(seed + 1)
         pool_module = AttentiveStatsPooling(backbone.encoder.embed_dim) if pooling == "asp" else None
@@ -165,7 +170,7 @@ class AttributeTask(nn.Module):
     pseudo-label (the report's dual-head objective).
 
     Args:
-        backbone: from `make_eat_backbone`.
+        backbone: from `make_eat_backbone` (any transformer preset).
         num_classes: C of the attribute head.
         mode: "full", "lora" or "probe" (module docstring).
         head: "arcface" (paper), "adacos" or "sc-adacos".
@@ -220,8 +225,8 @@ class AttributeTask(nn.Module):
         super().__init__()
         if mode not in _MODES:
             raise ConfigError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
-        if backbone.kind != "eat":
-            raise ConfigError(f"{backbone.name}: AttributeTask fine-tunes EAT backbones")
+        if backbone.kind != "transformer":
+            raise ConfigError(f"{backbone.name}: AttributeTask fine-tunes transformer backbones (EAT, SSLAM, BEATs)")
         self.backbone = backbone
         self.mode = mode
         self.num_classes = num_classes

@@ -1,6 +1,6 @@
 """LoRA (Hu et al., ICLR 2022) on our encoders through peft's `inject_adapter_in_model`: adapters on the
-attention (and optionally MLP) Linear layers of `EATEncoder` blocks, everything else frozen; adapter-only
-state dicts with stable keys; merging back to a plain encoder with the original key names.
+attention (and optionally MLP) Linear layers of `EATEncoder` / `BEATsEncoder` blocks, everything else frozen;
+adapter-only state dicts with stable keys; merging back to a plain encoder with the original key names.
 peft is an optional extra (`pip install 'asdlab[lora]'`).
 """
 
@@ -57,7 +57,8 @@ def apply_lora(
     `merge_lora`.
 
     Args:
-        module: e.g. an `EATEncoder` (Linear layers `blocks.{i}.attn.qkv`, `attn.proj`, `mlp.fc1`, `mlp.fc2`).
+        module: e.g. an `EATEncoder` or `BEATsEncoder` (Linear layers `blocks.{i}.attn.qkv`, `attn.proj`,
+            `mlp.fc1`, `mlp.fc2`).
         rank: r.
         alpha: LoRA alpha (scaling alpha / r).
         dropout: dropout on the adapter input.

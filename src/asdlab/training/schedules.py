@@ -14,8 +14,9 @@ from torch import nn
 
 __all__ = ["cosine_with_warmup", "parameter_groups", "eat_layer_id"]
 
-# Parameter names that never get weight decay even when they are not 1-D (EAT: CLS token (1, 1, D)).
-_NO_DECAY_NAMES = ("cls_token", "pos_table", "centres", "centers")
+# Parameter names that never get weight decay even when they are not 1-D (EAT: CLS token (1, 1, D);
+# BEATs: the per-head gate scale (1, H, 1, 1) and the position conv's weight-norm gain (1, 1, K), norm-like scales).
+_NO_DECAY_NAMES = ("cls_token", "pos_table", "centres", "centers", "gate_scale", "weight_g")
 
 
 def cosine_with_warmup(step: int, *, warmup_steps: int, total_steps: int, min_ratio: float = 0.0) -> float:
@@ -68,16 +69,18 @@ def parameter_groups(
 
 
 def eat_layer_id(name: str, depth: int, *, prefix: str = "") -> int:
-    """Layer index of an EAT parameter for layer-wise lr decay (BEiT convention).
+    """Layer index of a transformer parameter (EAT, SSLAM, BEATs) for layer-wise lr decay (BEiT convention).
 
-    Patch embedding, CLS token and pre-norm are layer 0, `blocks.{i}` is layer i + 1, everything else
-    (heads, projections) is layer depth + 1. `prefix` is the encoder's name inside a larger module
-    (e.g. "encoder."); names outside it count as heads.
+    Everything before the blocks is layer 0 (EAT: patch embedding, CLS token, pre-norm; BEATs also the
+    patch norm and projection, position conv and the relative-bias table shared by all blocks),
+    `blocks.{i}` is layer i + 1, everything else (heads, projections) is layer depth + 1. `prefix` is the
+    encoder's name inside a larger module (e.g. "encoder."); names outside it count as heads.
     """
     if not name.startswith(prefix):
         return depth + 1
     local = name[len(prefix):]
-    if local.startswith(("patch_embed", "cls_token", "pre_norm", "pos_table")):
+    if local.startswith(("patch_embed", "cls_token", "pre_norm", "pos_table", "patch_norm", "patch_proj", "pos_conv",
+                         "rel_pos_bias")):
         return 0
     if local.startswith("blocks."):
         return int(local.split(".")[1]) + 1

@@ -1,6 +1,15 @@
 """Domain-adaptive pre-training (DAP) with EAT's Utterance-Frame Objective (EAT.md "Self-supervised
 pre-training"; DAP paper Sec. 2.3, Eqs. 4-6): masked student + CNN decoder against an EMA teacher.
 
+The same task is the continued pre-training of every transformer encoder with the seams
+`forward_features(x, patch_mask=..., return_layer_outputs=True)`: EAT and SSLAM (their own objective),
+and BEATs, for the ensemble report's "task-adaptive teacher-student" (TATS) pre-training, which the report
+describes only as an EMA teacher and a back-propagated student on machine sounds. For BEATs (no CLS) the
+student's utterance vector is the mean of its kept patch tokens, the teacher targets come from all
+blocks' MLP outputs (no CLS to drop), and the student sees only the kept patches, which keep their grid
+positions for BEATs' relative bias; BEATs' own objective (discrete labels from its acoustic tokenizer)
+needs the tokenizer and is not implemented.
+
 Utterance-loss normalisation: the paper writes L = L_f + L_u with both terms averages. EAT's code
 averages the frame term over masked tokens but *sums* the utterance term over all B x clones views
 (`cls_loss * sample_size`), so its weight grows with the per-GPU batch. We default to the mean over
@@ -17,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from asdlab.encoders.eat import EATDecoder, EATEncoder
+from asdlab.encoders.eat import EATDecoder
 from asdlab.errors import ConfigError
 from asdlab.training.compile import CompiledCall
 from asdlab.training.ema import EMASchedule, make_teacher, update_teacher
@@ -79,13 +88,13 @@ def _masked_spread(x: Tensor, weights: Tensor, count: int) -> Tensor:
 class DAPTask(nn.Module):
     """The UFO objective as a training task for `asdlab.training.loop.train`.
 
-    Holds the student encoder, its CNN decoder and the EMA teacher (the teacher's parameters take
+    Holds the student encoder (EAT, SSLAM or BEATs), its CNN decoder and the EMA teacher (the teacher's parameters take
     no gradient and are updated in `after_optimizer_step`). A batch is a mapping with "waveform"
     (B, S) — turned into EAT input by `front_end` with autocast off — or "spectrogram" (B, 1, T, F).
 
     Args:
-        encoder: the student (`EATEncoder`), trained in place.
-        decoder: the student's `EATDecoder` (same width).
+        encoder: the student (`EATEncoder` or `BEATsEncoder`), trained in place.
+        decoder: the student's `EATDecoder` (same width; `create_beats_decoder` for BEATs).
         teacher: the teacher's starting weights (e.g. a released checkpoint's EMA copy); None =
             a copy of `encoder`.
         front_end: waveform (B, S) -> (B, 1, T, F); needed for "waveform" batches.
@@ -102,10 +111,10 @@ class DAPTask(nn.Module):
 
     def __init__(
         self,
-        encoder: EATEncoder,
+        encoder: nn.Module,
         decoder: EATDecoder,
         *,
-        teacher: EATEncoder | None = None,
+        teacher: nn.Module | None = None,
         front_end: nn.Module | None = None,
         clones: int = 16,
         mask_ratio: float = 0.8,
@@ -155,7 +164,7 @@ class DAPTask(nn.Module):
         """(batch_size x clones, N) kept-patch masks, clone c of clip b in row b * clones + c."""
         return inverse_block_mask(
             batch_size * self.clones, time_patches, self.encoder.freq_patches, mask_ratio=self.mask_ratio,
-            block_size=self.block_size, generator=generator, device=self.encoder.cls_token.device,
+            block_size=self.block_size, generator=generator, device=next(self.encoder.parameters()).device,
         )
 
     def forward(self, batch: Mapping[str, Any] | Tensor, *, generator: torch.Generator | None = None) -> TrainOutput:
@@ -189,7 +198,8 @@ class DAPTask(nn.Module):
         """
         with torch.no_grad():
             taught = self.teacher.forward_features(x, return_layer_outputs=True)
-            y = teacher_targets(taught.layer_mlp_outputs)  # (B, N, D) fp32
+            # (B, N, D) fp32; BEATs has no CLS token to drop
+            y = teacher_targets(taught.layer_mlp_outputs, extra_tokens=0 if taught.cls is None else 1)
         B, N, D = y.shape
         C = self.clones
         K = kept_count(N, self.mask_ratio)
@@ -207,7 +217,9 @@ class DAPTask(nn.Module):
         loss_frame = (error * masked).sum() / masked_count
 
         utterance_target = y.mean(dim=1)  # (B, D)
-        utterance = ((student.cls.float().view(B, C, D) - utterance_target[:, None]) ** 2).sum(dim=-1) * scale
+        # BEATs has no CLS: its utterance vector is the mean of the kept patch tokens
+        pooled = student.cls if student.cls is not None else student.patches.mean(dim=1)  # (B * C, D)
+        utterance = ((pooled.float().view(B, C, D) - utterance_target[:, None]) ** 2).sum(dim=-1) * scale
         loss_utterance = utterance.mean() if self.utterance_reduction == "mean" else utterance.sum()  # over B * C
 
         loss = loss_frame + self.utterance_weight * loss_utterance

@@ -11,7 +11,7 @@ from asdlab.encoders.mobilenet import EfficientATTagger
 from asdlab.errors import CheckpointError, ConfigError
 from asdlab.features.normalize import eat_input
 
-BIG = {"eat-base": 768, "eat-large": 1024}  # built on the meta device only
+BIG = {"eat-base": 768, "eat-large": 1024, "sslam-base": 768, "beats-base": 768}  # built on the meta device only
 SAMPLES = 9600  # 0.6 s at 16 kHz: 58 fbank frames
 
 
@@ -29,10 +29,11 @@ def test_the_issue_presets_are_registered():
 @pytest.mark.parametrize("name", list_backbones())
 def test_every_preset_maps_waveforms_to_embeddings(name):
     if name in BIG:
-        backbone = build_backbone(name, device="meta", pooling="both")
-        assert backbone.embed_dim == 2 * BIG[name] and backbone.sample_rate == 16000
+        both = name != "beats-base"  # BEATs has no CLS: "mean" only
+        backbone = build_backbone(name, device="meta", pooling="both" if both else "mean")
+        assert backbone.embed_dim == (2 if both else 1) * BIG[name] and backbone.sample_rate == 16000
         return
-    options = {"target_frames": None} if name.startswith("eat-") else {}  # few tokens on CPU
+    options = {"target_frames": None} if name.startswith(("eat-", "beats-")) else {}  # few tokens on CPU
     backbone = build_backbone(name, seed=0, **options).eval()
     assert isinstance(backbone, Backbone) and backbone.sample_rate == 16000
     x = _waves()
@@ -98,10 +99,14 @@ def test_eat_pads_to_target_frames_and_masks_padding_on_request(tiny):
 
 
 def test_eat_only_options_are_refused_elsewhere():
-    with pytest.raises(ConfigError, match="logmel-stats: target_frames and mask_padding apply to EAT"):
+    with pytest.raises(ConfigError, match="logmel-stats: target_frames applies to EAT and BEATs backbones only"):
         build_backbone("logmel-stats", target_frames=None)
-    with pytest.raises(ConfigError, match="eat-tiny: sample_rate=32000; EAT takes 16000 Hz"):
+    with pytest.raises(ConfigError, match="beats-tiny: mask_padding applies to EAT backbones only"):
+        build_backbone("beats-tiny", mask_padding=True)
+    with pytest.raises(ConfigError, match="eat-tiny: sample_rate=32000; EAT and BEATs take 16000 Hz"):
         build_backbone("eat-tiny", sample_rate=32000)
+    with pytest.raises(ConfigError, match=r"beats-tiny: pooling='cls' is not available; choose mean"):
+        build_backbone("beats-tiny", pooling="cls")
     with pytest.raises(ConfigError, match=r"eat-tiny: bad encoder option\(s\) \['widht'\]"):
         build_backbone("eat-tiny", widht=3)
 

@@ -88,5 +88,5 @@ def test_init_from_an_asdlab_encoder_file(tmp_path):
     scratch_a = build_dap_task(PretrainSettings(preset="eat-tiny", seed=1), target_frames=32)
     scratch_b = build_dap_task(PretrainSettings(preset="eat-tiny", seed=1), target_frames=32)
     torch.testing.assert_close(scratch_a.encoder.cls_token, scratch_b.encoder.cls_token)
-    with pytest.raises(ConfigError, match="EAT encoders"):
+    with pytest.raises(ConfigError, match="DAP trains transformer encoders"):
         build_dap_task(PretrainSettings(preset="mobilenet-mn04"), target_frames=32)
