@@ -131,7 +131,8 @@ def feature_ball_pass(x: Array, machine: str, attrs: dict[str, str]) -> Array:
 
 
 def _tone_track(x: Array, centre_hz: float) -> Array:
-    """Frequency (Hz) of the strongest peak within +-12 % of `centre_hz`, per 64 ms frame."""
+    """Frequency (Hz) of the strongest peak within +-12 % of `centre_hz`: 128 ms frames every 32 ms,
+    parabolic interpolation between FFT bins."""
     freqs, _, spec = signal.stft(x, fs=SR, nperseg=2048, noverlap=2048 - 512)
     power = np.abs(spec) ** 2
     band = np.flatnonzero((freqs > centre_hz * 0.88) & (freqs < centre_hz * 1.12))
@@ -180,9 +181,6 @@ def feature_stall(x: Array, machine: str, attrs: dict[str, str]) -> Array:
     times = onsets(x, low_hz=500.0, high_hz=2000.0, frame=128, lags=(2, 3), threshold=11.0)
     off = _off_grid(times, 0.5 / rotor.stroke_hz)
     return np.array([off.max(initial=0.0), np.sum(off > 0.03)])
-
-
-
 
 
 def feature_speed(x: Array, machine: str, attrs: dict[str, str]) -> Array:

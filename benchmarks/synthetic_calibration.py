@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import json
 import logging
 import platform
 import statistics
@@ -72,6 +73,7 @@ def calibration_dataset(work: Path, seed: int, **kwargs) -> Path:
     if not (root / "synth.json").exists():
         summary = generate_dataset(root, seed=seed, overwrite=True, **kwargs)
         print(f"generated {summary.n_clips} clips in {summary.elapsed_s:.1f} s -> {root}", flush=True)
+        (root / "generation_s.txt").write_text(f"{summary.elapsed_s:.2f}\n")
     return root
 
 
@@ -113,11 +115,45 @@ def kind_aucs(scores: Mapping[tuple[str, str], float], clips: Sequence[Clip]) ->
     return out
 
 
+def read_scores(scores_dir: Path) -> dict[tuple[str, str], float]:
+    """{(machine, file name): anomaly score} from a folder of DCASE score files."""
+    scores = {}
+    for (machine, _), paths in find_score_files(scores_dir).items():
+        names, values = read_anomaly_scores(paths[0])
+        scores.update({(machine, name): float(v) for name, v in zip(names, values)})
+    return scores
+
+
+def source_auc_parts(scores: Mapping[tuple[str, str], float], clips: Sequence[Clip]) -> dict[str, dict[str, float]]:
+    """What AUC source is made of, per machine: source normals against the source anomalies alone
+    ("source faults") and against the target anomalies alone ("target clips")."""
+    out = {}
+    test = [c for c in clips if c.split == "test"]
+    for machine in sorted({c.machine for c in test}):
+        normal = [scores[(machine, c.name)] for c in test if (c.machine, c.domain, c.label) == (machine, "source", "normal")]
+        parts = {}
+        for name, domain in (("source faults", "source"), ("target clips", "target")):
+            faulty = [scores[(machine, c.name)] for c in test
+                      if (c.machine, c.domain, c.label) == (machine, domain, "anomaly")]
+            parts[name] = float(roc_auc_score([0] * len(normal) + [1] * len(faulty), normal + faulty))
+        out[machine] = parts
+    return out
+
+
 @dataclass(frozen=True)
 class SystemResult:
     summary: EvaluationSummary
     kind_auc: dict[str, dict[str, float]]
     fit_s: float
+
+    def as_dict(self) -> dict:
+        """The numbers the tables need (JSON-ready): official score, harmonic means, per machine rows."""
+        hm = self.summary.harmonic_mean
+        return {"official": self.summary.official_score,
+                "hmean": {"auc_source": hm.auc_source, "auc_target": hm.auc_target, "pauc": hm.pauc},
+                "machines": {r.machine: {"auc_source": r.auc_source, "auc_target": r.auc_target, "pauc": r.pauc}
+                             for r in self.summary.rows},
+                "kind_auc": self.kind_auc, "fit_s": self.fit_s}
 
 
 def evaluate_recipe(root: Path, out: Path, recipe: str, *, seed: int = 0,
@@ -128,10 +164,7 @@ def evaluate_recipe(root: Path, out: Path, recipe: str, *, seed: int = 0,
     detector = asdlab.fit(root, out / "model", recipe=recipe, overrides=overrides, seed=seed)
     fit_s = time.perf_counter() - start
     result = detector.score(root, out / "scores")
-    scores = {}
-    for (machine, _), paths in find_score_files(out / "scores").items():
-        names, values = read_anomaly_scores(paths[0])
-        scores.update({(machine, name): float(v) for name, v in zip(names, values)})
+    scores = read_scores(out / "scores")
     assert result.summary is not None
     return SystemResult(result.summary, kind_aucs(scores, read_truth(root)), fit_s)
 
@@ -199,17 +232,41 @@ def mean_std(values: Sequence[float], scale: float = 100.0, digits: int = 1) -> 
     return f"{statistics.mean(values):.{digits}f} ± {spread:.{digits}f}"
 
 
-def system_table(systems: dict[str, list[SystemResult]]) -> list[str]:
+def system_table(systems: dict[str, list[dict]]) -> list[str]:
     targets = {"baseline": "Ω ≤ 60, AUC source ≤ 70", "clip-level": "all in 45-55", "cnn": "AUC source ≥ 80"}
-    lines = ["| system | official Ω | AUC source | AUC target | pAUC | target |", "|---|---|---|---|---|---|"]
     names = {"baseline": "`baseline` recipe (log-mel statistics + kNN)", "clip-level": "clip level only (kNN)",
              "cnn": "two-branch CNN, default 300 steps (`asdlab fit` default)"}
+    lines = ["| system | official Ω | AUC source | AUC target | pAUC | target |", "|---|---|---|---|---|---|"]
     for key, results in systems.items():
-        hm = [r.summary.harmonic_mean for r in results]
+        hm = [r["hmean"] for r in results]
         lines.append(
-            f"| {names.get(key, key)} | {mean_std([r.summary.official_score for r in results])} | "
-            f"{mean_std([h.auc_source for h in hm])} | {mean_std([h.auc_target for h in hm])} | "
-            f"{mean_std([h.pauc for h in hm])} | {targets.get(key, '(not a target)')} |")
+            f"| {names.get(key, key)} | {mean_std([r['official'] for r in results])} | "
+            f"{mean_std([h['auc_source'] for h in hm])} | {mean_std([h['auc_target'] for h in hm])} | "
+            f"{mean_std([h['pauc'] for h in hm])} | {targets.get(key, '(not a target)')} |")
+    return lines
+
+
+def machine_table(systems: dict[str, list[dict]]) -> list[str]:
+    """Per machine and system: AUC source / target, mean over seeds."""
+    machines = sorted(next(iter(systems.values()))[0]["machines"])
+    lines = ["| system | " + " | ".join(machines) + " |", "|---" * (len(machines) + 1) + "|"]
+    for key, results in systems.items():
+        cells = [f"{100 * statistics.mean(r['machines'][m]['auc_source'] for r in results):.1f} / "
+                 f"{100 * statistics.mean(r['machines'][m]['auc_target'] for r in results):.1f}" for m in machines]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def parts_table(systems: dict[str, list[dict]]) -> list[str]:
+    """AUC source split into its two halves, harmonic mean over machines, mean ± std over seeds."""
+    lines = ["| system | source normals vs source anomalies | source normals vs target anomalies |", "|---|---|---|"]
+    for key, results in systems.items():
+        cells = []
+        for part in ("source faults", "target clips"):
+            per_seed = [statistics.harmonic_mean([max(m[part], 1e-9) for m in r["source_parts"].values()])
+                        for r in results]
+            cells.append(mean_std(per_seed))
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -249,37 +306,46 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
 
-    systems: dict[str, list[SystemResult]] = {}
+    systems: dict[str, list[dict]] = {}
     oracles: list[dict[str, dict[str, float]]] = []
     shifts = []
     wall = {}
     for seed in args.seeds:
-        start = time.perf_counter()
         root = calibration_dataset(args.work, seed)
-        wall.setdefault("generate", []).append(time.perf_counter() - start)
+        wall.setdefault("generate", []).append(float((root / "generation_s.txt").read_text()))
         fingerprint = generator_fingerprint()
         recipes = {"baseline": ("baseline", {}),
                    "clip-level": ("baseline", {"backbone.preset": "clip-level", "scoring.params": {"metric": "euclidean"}}),
                    "cnn": ("two-branch-cnn", {})}
-        for key, (recipe, overrides) in recipes.items():
-            if key in args.rows:
+        for key in ROWS:
+            if key not in args.rows:
+                continue
+            # each (row, seed) is saved: seeds can run in parallel processes, then one run collects them
+            saved = args.work / f"result-{fingerprint}-seed{seed}-{key}.json"
+            if saved.exists():
+                result = json.loads(saved.read_text())
+            elif key in recipes:
+                recipe, overrides = recipes[key]
                 result = evaluate_recipe(root, args.work / f"{key}-{fingerprint}-seed{seed}", recipe, seed=seed,
-                                         overrides=overrides)
+                                         overrides=overrides).as_dict()
+            else:
+                result = oracle_aucs(root) if key == "oracles" else spectrum_shifts(root)
+            saved.write_text(json.dumps(result, indent=1))
+            if key in recipes:
+                result["source_parts"] = source_auc_parts(
+                    read_scores(args.work / f"{key}-{fingerprint}-seed{seed}" / "scores"), read_truth(root))
                 systems.setdefault(key, []).append(result)
-                wall.setdefault(key, []).append(result.fit_s)
-                hm = result.summary.harmonic_mean
-                print(f"seed {seed} {key:10s} official {100 * result.summary.official_score:6.2f}  AUC source "
-                      f"{100 * hm.auc_source:6.2f}  target {100 * hm.auc_target:6.2f}  pAUC {100 * hm.pauc:6.2f}  "
-                      f"(fit {result.fit_s:.0f} s)", flush=True)
-                for row in result.summary.rows:
-                    print(f"    {row.machine:14s} src {100 * row.auc_source:5.1f} tgt {100 * row.auc_target:5.1f} "
-                          f"pAUC {100 * row.pauc:5.1f}", flush=True)
-        if "oracles" in args.rows:
-            oracles.append(oracle_aucs(root))
-            print(f"seed {seed} oracles " + ", ".join(f"{k} {100 * statistics.mean(v.values()):.0f}"
-                                                     for k, v in oracles[-1].items()), flush=True)
-        if "shift" in args.rows:
-            shifts.append(spectrum_shifts(root))
+                wall.setdefault(key, []).append(result["fit_s"])
+                hm = result["hmean"]
+                print(f"seed {seed} {key:10s} official {100 * result['official']:6.2f}  AUC source "
+                      f"{100 * hm['auc_source']:6.2f}  target {100 * hm['auc_target']:6.2f}  pAUC "
+                      f"{100 * hm['pauc']:6.2f}  (fit {result['fit_s']:.0f} s)", flush=True)
+            elif key == "oracles":
+                oracles.append(result)
+                print(f"seed {seed} oracles " + ", ".join(f"{k} {100 * statistics.mean(v.values()):.0f}"
+                                                         for k, v in result.items()), flush=True)
+            else:
+                shifts.append(result)
 
     lines = [f"# Synthetic default calibration (issue 15)", "",
              f"Default dataset (`generate_dataset` defaults: 4 machines, 60 + 6 training and 80 test clips each, "
@@ -287,8 +353,11 @@ def main() -> None:
              f"`python benchmarks/synthetic_calibration.py --seeds {' '.join(map(str, args.seeds))}`; "
              f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s).", ""]
     if systems:
-        lines += ["## Detectors (official metric; harmonic means over machines)", "", *system_table(systems), ""]
-    columns = {key: [r.kind_auc for r in results] for key, results in systems.items()}
+        lines += ["## Detectors (official metric; harmonic means over machines)", "", *system_table(systems), "",
+                  "Per machine, AUC source / target (mean over seeds):", "", *machine_table(systems), "",
+                  "AUC source pools the source normals against the anomalies of both domains; its halves "
+                  "(harmonic mean over machines):", "", *parts_table(systems), ""]
+    columns = {key: [r["kind_auc"] for r in results] for key, results in systems.items()}
     if oracles:
         columns = {"oracle": oracles, **columns}
     if columns:

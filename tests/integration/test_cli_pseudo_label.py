@@ -21,7 +21,7 @@ def _only_pseudo_label(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synth")
-    generate_dataset(root, machines=2, hide_attributes=1, train_source=12, train_target=2, test_per_group=1,
+    generate_dataset(root, machines=["SynFan", "SynPump"], hide_attributes=1, train_source=12, train_target=2, test_per_group=1,
                      duration_s=1.0, seed=2)
     return root
 

@@ -58,7 +58,6 @@ class MachineType:
         render: attributes + generators -> dry sound.
         faults: (kind, gain) pairs: the kinds this machine suffers, in the order test clips cycle
             through them, and each one's strength relative to `FAULTS[kind].strength`.
-        cycle: "rotation" for steady machines, "strokes" for machines that work in cycles.
     """
 
     name: str
@@ -67,7 +66,6 @@ class MachineType:
     target_values: tuple[tuple[str, ...], ...]
     render: Renderer
     faults: tuple[tuple[AnomalyKind, float], ...]
-    cycle: Literal["rotation", "strokes"] = "rotation"
 
     @property
     def fault_kinds(self) -> tuple[AnomalyKind, ...]:
@@ -84,15 +82,14 @@ def _rotor(build: Callable[[dict[str, str], np.random.Generator], rot.Rotor]) ->
 MACHINE_TYPES: dict[str, MachineType] = {m.name: m for m in (
     MachineType("SynFan", ("bl", "rpm"), (("5", "7"), ("1200", "1440")), (("6", "9"), ("1800",)), _rotor(rot.build_fan),
                 (("rattle", 1.0), ("contact", 1.0), ("surge", 1.0), ("imbalance", 1.0), ("rub", 1.0))),
-    MachineType("SynValve", ("pat", "pres"), (("00", "01", "02"), ("2", "4")), (("03", "04"), ("6",)), render_valve,
-                (("missing_stroke", 1.0), ("extra_stroke", 1.0), ("late_stroke", 1.0), ("double_stroke", 1.0)),
-                cycle="strokes"),
+    MachineType("SynValve", ("pat", "pres"), (("00", "01", "02"), ("2", "3", "4")), (("03", "04"), ("6",)), render_valve,
+                (("missing_stroke", 1.0), ("extra_stroke", 1.0), ("late_stroke", 1.0), ("double_stroke", 1.0))),
     MachineType("SynGear", ("volt", "wt"), (("1.0", "1.3"), ("0", "100")), (("1.6",), ("250", "400")),
                 _rotor(rot.build_gear),
-                (("chipped_tooth", 1.0), ("rattle", 1.0), ("harmonic", 1.6), ("bearing", 1.3))),
-    MachineType("SynSlider", ("vel", "ac"), (("300", "500"), ("0.1", "0.3")), (("700", "800"), ("0.2",)),
+                (("chipped_tooth", 1.0), ("rattle", 1.0), ("harmonic", 1.2), ("bearing", 1.0))),
+    MachineType("SynSlider", ("vel", "ac"), (("300", "400", "500"), ("0.1", "0.3")), (("700", "800"), ("0.2",)),
                 _rotor(rot.build_slider),
-                (("hesitation", 1.0), ("rattle", 1.0), ("contact", 1.0), ("harmonic", 1.6)), cycle="strokes"),
+                (("hesitation", 1.0), ("rattle", 1.0), ("contact", 1.0), ("harmonic", 1.6))),
     MachineType("SynPump", ("vn", "load"), (("5", "6"), ("40", "60")), (("7",), ("85", "100")), _rotor(rot.build_pump),
                 (("surge", 1.0), ("contact", 1.0), ("harmonic", 1.0), ("rub", 1.0))),
     MachineType("SynBearing", ("vel", "loc"), (("6", "10"), ("A", "B")), (("16",), ("C", "D")),
@@ -100,7 +97,7 @@ MACHINE_TYPES: dict[str, MachineType] = {m.name: m for m in (
                 (("bearing", 1.0), ("contact", 1.0), ("rattle", 1.0), ("surge", 1.0))),
     MachineType("SynCompressor", ("cyl", "pres"), (("1", "2"), ("4", "6")), (("3",), ("9", "11")),
                 _rotor(rot.build_compressor),
-                (("missing_stroke", 1.0), ("rattle", 1.0), ("harmonic", 1.0), ("imbalance", 1.0)), cycle="strokes"),
+                (("missing_stroke", 1.0), ("rattle", 1.0), ("harmonic", 1.0), ("imbalance", 1.0))),
 )}
 
 

@@ -58,7 +58,7 @@ class Rotor:
 
 
 # Clip-to-clip variation of one machine at fixed attributes (temperature, lubrication, load, wear):
-# a few dB on each tonal order and casing mode, as large as the weak spectral faults.
+# a decibel or two on each tonal order and casing mode.
 def _jitter_levels(rng: np.random.Generator, levels_db: Sequence[float], sigma_db: float = 1.5) -> tuple[float, ...]:
     return tuple(float(v) for v in np.asarray(levels_db) + rng.normal(0.0, sigma_db, len(levels_db)))
 
