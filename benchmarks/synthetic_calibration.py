@@ -13,6 +13,9 @@ On the default dataset (`generate_dataset`, 4 machines, seeds 0 1 2), mean ± st
     python benchmarks/synthetic_calibration.py [--seeds 0 1 2] [--rows baseline clip-level cnn oracles shift]
         [--work runs/synthetic_calibration] [--out benchmarks/results/synthetic_calibration.md]
 
+Each (row, seed) result is saved in --work, keyed by a hash of the generator's source: run one process
+per seed (`--seeds 0`, `--seeds 1`, ...) side by side, then `--seeds 0 1 2 --out ...` collects them.
+
 Reuse from another script (e.g. to compare recipes on the same datasets; those rows are not
 calibration targets):
 
