@@ -59,9 +59,9 @@ FAULTS: dict[str, Fault] = {f.name: f for f in (
     Fault("extra_stroke", "timing", "contact chatter in the controller energises the coil once more: a short "
           "uncommanded stroke in a pause of the pattern", 0.9, "amplitude of the extra stroke, relative to a normal one"),
     Fault("late_stroke", "timing", "stiction or a weak coil: every stroke breaks away late, by a different "
-          "amount each time, so the rhythm of the pattern wobbles", 0.06, "largest delay, seconds"),
+          "amount each time, so the rhythm of the pattern wobbles", 0.08, "largest delay, seconds"),
     Fault("double_stroke", "timing", "a tired return spring or worn stop: the plunger bounces, a second smaller "
-          "impact follows each opening and the flow briefly drops", 0.6, "rebound amplitude, relative to the impact"),
+          "impact follows each opening and the flow briefly drops", 0.45, "rebound amplitude, relative to the impact"),
     Fault("hesitation", "timing", "a dry or damaged guide: the slide sticks mid-stroke, nearly stops, and jerks "
           "free", 0.2, "duration of the stall, seconds"),
     Fault("rattle", "intermittent", "a loose guard or cover: short bursts of small impacts at random moments, "

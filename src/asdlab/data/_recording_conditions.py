@@ -3,9 +3,11 @@
 
 The target domain differs from the source in all three, as DCASE's domain shifts do (DCASE.md,
 "Dataset layout"; the Task 2 papers list other factories, noise and microphone set-ups): another
-hall with other machines and voices, a longer reverberation, and a cheaper microphone mounted
-further away (a housing resonance, a duller top octave). In long-term log-mel statistics this
-moves a clip further than any fault does (`benchmarks/synthetic_calibration.py` measures both).
+hall with other machines and voices, a longer reverberation, and another microphone mounted
+further away (housing resonances). In long-term log-mel statistics this moves a clip further than
+any fault does (`benchmarks/synthetic_calibration.py` measures both). Within a domain the hall and
+microphone are fixed and the clip-to-clip spread is small (levels within +-0.5 dB, SNR within 1 dB):
+a handful of target references covers the target test clips, as in DCASE.
 """
 
 from __future__ import annotations
@@ -29,14 +31,15 @@ Array = NDArray[np.float64]
 @dataclass(frozen=True)
 class _Background:
     """Factory background of one domain. Levels (dB, relative to the broadband floor) and the floor's
-    slope are (low, high) ranges: each clip draws its own, as the hall's activity changes."""
+    slope are narrow (low, high) ranges: each clip draws its own, as the hall's activity changes a little."""
 
     tilt_db_per_octave: tuple[float, float]
     mains_hz: float
     hum_db: tuple[float, float]
     distant_hz: float  # a machine down the hall (its shaft rate), cycling between idle and working
     distant_db: tuple[float, float]
-    air_db: tuple[float, float]  # a compressed-air leak or blow-off nearby: 2-6 kHz hiss
+    air_centre_hz: float  # a compressed-air leak or blow-off nearby: 2-6 kHz hiss around this frequency
+    air_db: tuple[float, float]
     babble_db: tuple[float, float] | None  # voices
 
 
@@ -54,14 +57,16 @@ class _Channel:
 
 
 _BACKGROUND: dict[str, _Background] = {
-    "source": _Background((-2.7, -2.3), 50.0, (-13.0, -11.0), 43.0, (-5.0, -3.0), (-26.0, -22.0), None),
-    "target": _Background((-2.2, -1.8), 60.0, (-15.0, -13.0), 37.0, (-17.0, -15.0), (-24.0, -20.0), (-7.0, -5.0)),
+    "source": _Background((-2.55, -2.45), 50.0, (-12.5, -11.5), 43.0, (-4.5, -3.5), 3000.0, (-24.5, -23.5), None),
+    "target": _Background((-2.05, -1.95), 60.0, (-14.5, -13.5), 37.0, (-16.5, -15.5), 4200.0, (-20.5, -19.5),
+                          (-6.5, -5.5)),
 }
 _CHANNEL: dict[str, _Channel] = {
     # a measurement microphone half a metre from the machine in a damped test bay
-    "source": _Channel((3.0, 6.0), 0.25, 10.0, 40.0, 7500.0, (), 0.0),
-    # a cheap microphone two metres away in a bare hall: a housing resonance and a dull top
-    "target": _Channel((2.0, 5.0), 0.45, 6.0, 40.0, 6000.0, ((1100.0, 600.0, 3.0), (2900.0, 900.0, -2.0)), -0.5),
+    "source": _Channel((4.0, 5.0), 0.25, 10.0, 40.0, 7500.0, (), 0.0),
+    # another microphone two metres away in a barer hall: housing resonances (the top one bright)
+    "target": _Channel((3.0, 4.0), 0.35, 8.0, 40.0, 7500.0,
+                       ((1100.0, 600.0, 3.0), (2900.0, 900.0, -2.0), (4800.0, 2000.0, 3.0)), 0.0),
 }
 
 
@@ -83,7 +88,7 @@ def _background(domain: str, n: int, sample_rate: int, rng: np.random.Generator)
     distant *= np.maximum(1.0 + rng.uniform(0.2, 0.8) * wander(rng, n, sample_rate, 1.5), 0.1)
     mix += db(rng.uniform(*profile.distant_db)) * unit(distant)
 
-    air_centre = rng.uniform(2500.0, 4500.0)
+    air_centre = profile.air_centre_hz * (1 + rng.normal(0, 0.02))
     air = shaped_noise(rng, n, sample_rate, lambda f: highpass(f, 1500.0) * lowpass(f, 7000.0)
                        * peaks(f, ((air_centre, 2000.0, 6.0),)))
     mix += db(rng.uniform(*profile.air_db)) * air

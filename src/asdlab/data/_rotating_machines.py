@@ -131,16 +131,18 @@ def build_slider(attrs: dict[str, str], rng: np.random.Generator) -> Rotor:
         orders=tuple(range(1, 11)),
         levels_db=_jitter_levels(rng, (0, -4, -9, -7, -13, -16, -15, -21, -24, -26)),
         resonances=_jitter_modes(rng, ((900, 120, 8), (2900, 350, 7))),
-        broadband_db=-5.0 + rng.normal(0, 1.5),  # rail friction changes with temperature and grease
+        broadband_db=-5.0 + rng.normal(0, 0.5),  # rail friction changes a little with temperature
         broadband_lowpass_hz=5000,
-        stroke_hz=velocity / 600,
+        # a fixed rail length: 400 mm/s makes one back-and-forth per second; the default speeds give a
+        # whole number of reversals per 2 s clip, so clips of one class hold the same strokes
+        stroke_hz=velocity / 400,
         stroke_accel=max(accel, 0.05),
     )
 
 
 def build_bearing(attrs: dict[str, str], rng: np.random.Generator) -> Rotor:
     velocity = float(attrs["vel"])
-    tilt_db = {"A": 0.0, "B": -2.5, "C": -1.2, "D": -0.6}[attrs["loc"]]  # behind the housing: duller
+    tilt_db = {"A": 0.0, "B": -2.5, "C": -1.2}[attrs["loc"]]  # behind the housing: duller
     return Rotor(
         f_rot=3.0 * velocity * (1 + rng.normal(0, 0.004)),
         orders=(1, 2, 3, 4, 5, 6),

@@ -43,13 +43,14 @@ class Pattern:
     strokes: tuple[tuple[float, float], ...]
 
 
-# Source-domain programs 00-02, target-domain programs 03-04: no pattern is shared between domains.
+# Source-domain programs 00-02, target-domain program 03: no pattern is shared between domains. Each
+# period divides 2 s, so every default clip holds the same whole number of cycles whatever its start:
+# one program repeats exactly, as a real controller's does, and clips of one class stay alike.
 PATTERNS: dict[str, Pattern] = {
     "00": Pattern(0.50, ((0.0, 0.12),)),
-    "01": Pattern(0.80, ((0.0, 0.10), (0.25, 0.10))),
-    "02": Pattern(0.64, ((0.0, 0.26),)),
-    "03": Pattern(0.90, ((0.0, 0.06), (0.15, 0.06), (0.30, 0.06))),
-    "04": Pattern(0.70, ((0.0, 0.05), (0.35, 0.15))),
+    "01": Pattern(1.00, ((0.0, 0.10), (0.25, 0.10))),
+    "02": Pattern(2 / 3, ((0.0, 0.26),)),
+    "03": Pattern(1.00, ((0.0, 0.06), (0.15, 0.06), (0.30, 0.06))),
 }
 
 
@@ -130,13 +131,13 @@ def _valve(pressure_bar: float, rng: np.random.Generator) -> _Valve:
         return tuple((c * (1 + rng.normal(0, 0.01)), b, g + rng.normal(0, 1.0)) for c, b, g in base)
 
     # the supply pressure wanders from clip to clip around its set point
-    pressure_bar *= 1 + rng.normal(0, 0.06)
+    pressure_bar *= 1 + rng.normal(0, 0.02)
     return _Valve(
         open_modes=modes(((2100, 90, 0), (3700, 150, -3), (6100, 250, -6), (220, 60, -16))),
         close_modes=modes(((1300, 80, 0), (2600, 140, -2), (4800, 240, -5), (90, 25, -16))),
         # a higher pressure drives the plunger harder, but the flow grows faster than the impacts
-        open_db=24.0 - 0.5 * pressure_bar + rng.normal(0, 1.0),
-        close_db=21.0 - 0.5 * pressure_bar + rng.normal(0, 1.0),
+        open_db=24.0 - 0.5 * pressure_bar + rng.normal(0, 0.5),
+        close_db=21.0 - 0.5 * pressure_bar + rng.normal(0, 0.5),
         hiss_centre_hz=1800 + 350 * pressure_bar,
         buzz_db=-14.0 + rng.normal(0, 1.0),
         idle_db=-24.0 + rng.normal(0, 1.0),

@@ -15,6 +15,7 @@ import soundfile as sf
 from asdlab.data.filenames import parse_clip_name
 from asdlab.data.metadata import read_attribute_correspondence, read_attributes_csv
 from asdlab.data.records import NO_ATTRIBUTE
+from asdlab.data import _rotating_machines, _valve
 from asdlab.data._machine_sounds import FAULTS, GAIN_DB, MACHINE_TYPES, attribute_combinations
 from asdlab.data.synth import (
     ANOMALY_KINDS,
@@ -294,3 +295,26 @@ def test_defaults():
     assert config.duration_s == 2.0 and config.sample_rate == SR
     assert all("_" not in name for name in MACHINE_NAMES)
     assert make_config(hide_attributes=2).hidden == MACHINE_NAMES[2:4]
+
+
+def test_target_domain_is_one_attribute_combination_per_machine():
+    # as in DCASE, a handful of target training clips must cover the target test clips
+    for machine in MACHINE_TYPES:
+        assert len(attribute_combinations(machine, "target")) == 1, machine
+
+
+@pytest.mark.parametrize("pattern", sorted(_valve.PATTERNS))
+def test_a_valve_program_repeats_a_whole_number_of_times_per_clip(pattern):
+    # whatever the clip's start, a 2 s clip holds the same strokes: clips of one class stay alike
+    counts = set()
+    for seed in range(8):
+        strokes = _valve.plan_strokes(_valve.PATTERNS[pattern], 2.0, np.random.default_rng(seed))
+        counts.add(sum(0.0 <= s.opens < 2.0 for s in strokes))
+    assert len(counts) == 1, counts
+
+
+def test_slide_speeds_give_whole_reversals_per_clip():
+    values = MACHINE_TYPES["SynSlider"]
+    for velocity in values.source_values[0] + values.target_values[0]:
+        stroke_hz = _rotating_machines.build_slider({"vel": velocity, "ac": "0.1"}, np.random.default_rng(0)).stroke_hz
+        assert abs(2 * 2.0 * stroke_hz - round(2 * 2.0 * stroke_hz)) < 1e-9, velocity
