@@ -19,7 +19,10 @@ from numpy.typing import NDArray
 from scipy import signal
 
 # the synthetic machines' own building blocks: unit-RMS scaling and a two-pole resonator
-from asdlab.data._machine_sounds import TARGET_RMS, _resonator, _rms, _unit
+from asdlab.data._machine_sounds import TARGET_RMS
+from asdlab.data._signal_blocks import resonator as _resonator
+from asdlab.data._signal_blocks import rms as _rms
+from asdlab.data._signal_blocks import unit as _unit
 
 SAMPLE_RATE = 16000
 

@@ -20,7 +20,7 @@ MACHINES = ("SynFan", "SynPump")
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("synth")
-    generate_dataset(root, machines=2, train_source=12, train_target=3, test_per_group=4, duration_s=0.5, seed=3,
+    generate_dataset(root, machines=["SynFan", "SynPump"], train_source=12, train_target=3, test_per_group=4, duration_s=0.5, seed=3,
                      overwrite=True)
     records = [r for r in index_dataset(root) if r.split in ("train", "test")]
     table = extract_embeddings(records, create_encoder("logmel-stats")).table

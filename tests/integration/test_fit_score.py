@@ -20,7 +20,7 @@ from asdlab.pipeline.experiment import load_experiment_config, run_experiment
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synth")
-    generate_dataset(root, machines=2, train_source=12, train_target=3, test_per_group=4, duration_s=0.5, seed=5,
+    generate_dataset(root, machines=["SynFan", "SynPump"], train_source=12, train_target=3, test_per_group=4, duration_s=0.5, seed=5,
                      overwrite=True)
     return root
 

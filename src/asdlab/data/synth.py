@@ -16,7 +16,7 @@ import math
 import shutil
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -27,6 +27,8 @@ import soundfile as sf
 from asdlab._io import atomic_path, atomic_write_text
 from asdlab.data._machine_sounds import (
     ANOMALY_KINDS,
+    FAULTS,
+    GAIN_DB,
     MACHINE_TYPES,
     TARGET_RMS,
     AnomalyKind,
@@ -76,7 +78,8 @@ class SynthConfig:
         train_source / train_target: normal training clips per machine and domain.
         test_per_group: test clips per machine, domain and label.
         duration_s: clip length, seconds.
-        anomaly_level: fault strength; 1.0 is the tuned default, larger is easier.
+        anomaly_level: fault strength; 1.0 is the calibrated default, larger is easier.
+        fault_strengths: (kind, multiplier) pairs on top of `anomaly_level`, sorted by kind.
         seed: the dataset seed; each clip's generator derives from (seed, machine, split,
             domain, label, index), so clip order and parallelism do not matter.
         sample_rate: Hz.
@@ -89,6 +92,7 @@ class SynthConfig:
     test_per_group: int = 20
     duration_s: float = 2.0
     anomaly_level: float = 1.0
+    fault_strengths: tuple[tuple[str, float], ...] = ()
     seed: int = 0
     sample_rate: int = SAMPLE_RATE
 
@@ -192,6 +196,19 @@ def _check_count(name: str, value: int, minimum: int) -> None:
         raise ConfigError(f"{name}: expected an integer in {minimum}..9999 (4-digit clip index), got {value!r}")
 
 
+def _check_strengths(fault_strengths: Mapping[str, float] | None) -> tuple[tuple[str, float], ...]:
+    if fault_strengths is None:
+        return ()
+    if not isinstance(fault_strengths, Mapping):
+        raise ConfigError(f"fault_strengths: expected a mapping of fault kind to multiplier, got {fault_strengths!r}")
+    for kind, value in fault_strengths.items():
+        if kind not in FAULTS:
+            raise ConfigError(f"fault_strengths: unknown fault kind {kind!r}; choose from {', '.join(FAULTS)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"fault_strengths: {kind} needs a finite number >= 0, got {value!r}")
+    return tuple(sorted((kind, float(value)) for kind, value in fault_strengths.items()))
+
+
 def make_config(
     *,
     machines: int | Sequence[str] = 4,
@@ -201,6 +218,7 @@ def make_config(
     duration_s: float = 2.0,
     hide_attributes: int | Sequence[str] = 0,
     anomaly_level: float = 1.0,
+    fault_strengths: Mapping[str, float] | None = None,
     seed: int = 0,
 ) -> SynthConfig:
     """Validate arguments into a `SynthConfig` (see `generate_dataset` for their meaning).
@@ -227,6 +245,7 @@ def make_config(
         raise ConfigError(f"duration_s: expected seconds in 0.1..{_MAX_DURATION_S}, got {duration_s!r}")
     if not isinstance(anomaly_level, (int, float)) or not (math.isfinite(anomaly_level) and anomaly_level >= 0):
         raise ConfigError(f"anomaly_level: expected a finite number >= 0, got {anomaly_level!r}")
+    strengths = _check_strengths(fault_strengths)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed: expected an integer >= 0, got {seed!r}")
     return SynthConfig(
@@ -237,6 +256,7 @@ def make_config(
         test_per_group=test_per_group,
         duration_s=float(duration_s),
         anomaly_level=float(anomaly_level),
+        fault_strengths=strengths,
         seed=seed,
     )
 
@@ -244,15 +264,19 @@ def make_config(
 def plan_clips(config: SynthConfig) -> list[SynthClip]:
     """Every clip of the dataset, machine by machine, in `_GROUPS` order.
 
-    Attribute combinations go round-robin within each group; anomaly kinds rotate with an offset
-    per pass over the combinations, so every combination meets every kind.
+    Attribute combinations go round-robin within each group. In anomaly groups the machine's fault
+    kinds go round-robin too, and the combinations move on by one after each block of
+    lcm(kinds, combinations) clips, so every combination meets every kind and the kinds stay balanced.
     """
     clips: list[SynthClip] = []
     for machine in config.machines:
+        kinds = MACHINE_TYPES[machine].fault_kinds
         for split, domain, label in _GROUPS:
             combos = attribute_combinations(machine, domain)
+            block = math.lcm(len(kinds), len(combos))
             for i in range(config.count(split, domain, label)):
-                kind = ANOMALY_KINDS[(i + i // len(combos)) % len(ANOMALY_KINDS)] if label == "anomaly" else None
+                kind = kinds[i % len(kinds)] if label == "anomaly" else None
+                combo = (i + i // block) % len(combos) if label == "anomaly" else i % len(combos)
                 clips.append(
                     SynthClip(
                         machine=machine,
@@ -260,7 +284,7 @@ def plan_clips(config: SynthConfig) -> list[SynthClip]:
                         domain=domain,  # type: ignore[arg-type]
                         label=label,  # type: ignore[arg-type]
                         index=i,
-                        attributes=combos[i % len(combos)],
+                        attributes=combos[combo],
                         anomaly=kind,
                         hidden=machine in config.hidden,
                     )
@@ -278,13 +302,15 @@ def _render(clip: SynthClip, config: SynthConfig) -> np.ndarray:
         duration_s=config.duration_s,
         anomaly_level=config.anomaly_level,
         sample_rate=config.sample_rate,
+        fault_strengths=dict(config.fault_strengths),
     )
 
 
 def _write_wav(path: Path, waveform: np.ndarray, sample_rate: int) -> None:
     peak = float(np.max(np.abs(waveform)))
     if peak > 32767 / 32768:
-        logger.warning("%s: peak %.2f clipped (anomaly_level too high for the -26 dBFS level)", path.name, peak)
+        logger.warning("%s: peak %.2f clipped (anomaly_level too high for the %.0f dBFS level)", path.name, peak,
+                       20 * math.log10(TARGET_RMS))
     # our own rounding to int16, so the bytes do not depend on libsndfile's float conversion
     pcm = np.clip(np.rint(waveform.astype(np.float64) * 32767.0), -32768, 32767).astype(np.int16)
     with atomic_path(path, suffix=".wav") as tmp:
@@ -343,10 +369,13 @@ def _readme(config: SynthConfig) -> str:
         "Synthetic machine sounds written by `asdlab synth` (asdlab.data.synth).\n\n"
         "Layout and file names follow DCASE 2023-2025 Task 2: dev_data/raw/<Machine>/{train,test}/\n"
         "section_00_<domain>_<split>_<label>_<index>_<attributes>.wav, 16 kHz mono 16-bit PCM,\n"
-        f"{config.duration_s:g} s per clip, every clip at the same RMS level ({level_dbfs:.0f} dBFS).\n"
-        "Target domain: other attribute values, other background noise, lower SNR.\n"
-        f"Anomalies: {', '.join(ANOMALY_KINDS)} (level {config.anomaly_level:g});\n"
-        "synth_clips.csv gives each clip's true attributes and anomaly kind.\n"
+        f"{config.duration_s:g} s per clip, at {level_dbfs:.0f} dBFS RMS give or take a recording gain of\n"
+        f"+-{GAIN_DB:g} dB that is independent of the label.\n"
+        "Target domain: other attribute values (none shared), another hall (background noise,\n"
+        "reverberation) and another microphone, lower SNR.\n"
+        f"Anomalies (level {config.anomaly_level:g}), by machine:\n"
+        + "".join(f"  {m}: {', '.join(MACHINE_TYPES[m].fault_kinds)}\n" for m in config.machines)
+        + "synth_clips.csv gives each clip's true attributes and anomaly kind.\n"
         f"Machines with hidden attributes (noAttribute): {', '.join(config.hidden) or 'none'}; true names in\n"
         "<Machine>/attributes_00_{train,test}_correspondence.csv.\n"
         "synth.json holds the configuration: the same configuration gives the same bytes.\n"
@@ -364,12 +393,15 @@ def _metadata(config: SynthConfig, counts: dict[str, dict[str, int]]) -> dict:
                 "source_values": [list(v) for v in MACHINE_TYPES[m].source_values],
                 "target_values": [list(v) for v in MACHINE_TYPES[m].target_values],
                 "hidden": m in config.hidden,
+                "fault_kinds": list(MACHINE_TYPES[m].fault_kinds),
                 "counts": counts[m],
             }
             for m in config.machines
         },
-        "anomaly_kinds": list(ANOMALY_KINDS),
+        "anomaly_kinds": {kind: {"family": FAULTS[kind].family, "strength": FAULTS[kind].strength,
+                                 "unit": FAULTS[kind].unit, "story": FAULTS[kind].story} for kind in ANOMALY_KINDS},
         "rms_dbfs": round(20 * math.log10(TARGET_RMS), 2),
+        "gain_db": GAIN_DB,
     }
 
 
@@ -385,6 +417,7 @@ def generate_dataset(
     anomaly_level: float = 1.0,
     seed: int = 0,
     overwrite: bool = False,
+    fault_strengths: Mapping[str, float] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> SynthSummary:
     """Write a synthetic DCASE-layout dataset under `out_dir/dev_data/raw`.
@@ -398,8 +431,10 @@ def generate_dataset(
         duration_s: clip length, seconds (0.1 to 12).
         hide_attributes: how many of the chosen machines (the last N) get `noAttribute` names,
             or their names.
-        anomaly_level: fault strength; 1.0 is the tuned default, 0 makes anomalies identical
+        anomaly_level: fault strength; 1.0 is the calibrated default, 0 makes anomalies identical
             in distribution to normals.
+        fault_strengths: per-kind multipliers of `anomaly_level` (`FAULTS` lists the kinds),
+            e.g. {"rattle": 2.0}; kinds not named keep 1.
         seed: dataset seed; the same arguments give byte-identical files.
         overwrite: replace a dataset an earlier call wrote to `out_dir`.
         progress: called as `progress(machine, machines_done, machines_total)` after each machine.
@@ -420,6 +455,7 @@ def generate_dataset(
         duration_s=duration_s,
         hide_attributes=hide_attributes,
         anomaly_level=anomaly_level,
+        fault_strengths=fault_strengths,
         seed=seed,
     )
     out_dir = Path(out_dir)

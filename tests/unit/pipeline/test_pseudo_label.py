@@ -23,8 +23,8 @@ FAST = PseudoLabelSettings(backbone="logmel-stats", rule="fixed", n_clusters=4, 
 @pytest.fixture(scope="module")
 def both_hidden(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("hidden2")
-    # 12 source clips = 3 per source combination, 2 target clips = 1 per target combination: 6 true attributes.
-    generate_dataset(root, machines=2, hide_attributes=2, train_source=12, train_target=2, test_per_group=1,
+    # 12 source clips = 3 per source combination, 2 target clips of the one target combination: 5 true attributes.
+    generate_dataset(root, machines=["SynFan", "SynPump"], hide_attributes=2, train_source=12, train_target=2, test_per_group=1,
                      duration_s=1.0, seed=0)
     return root
 
@@ -32,7 +32,7 @@ def both_hidden(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def one_hidden(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("hidden1")
-    generate_dataset(root, machines=2, hide_attributes=1, train_source=12, train_target=2, test_per_group=1,
+    generate_dataset(root, machines=["SynFan", "SynPump"], hide_attributes=1, train_source=12, train_target=2, test_per_group=1,
                      duration_s=1.0, seed=0)
     return root
 
@@ -54,9 +54,9 @@ def test_every_training_clip_of_both_machines_gets_a_pseudo_attribute(result, bo
 
 def test_truth_from_correspondence_files_is_scored(result):
     for group in result.groups:
-        assert group.n_clips == 14 and group.true_k == 6 and group.n_clusters == 4
-        assert group.agreement is not None and group.agreement.n_true == 6
-        # 4 clusters for 6 true attributes cannot all be pure; still far better than chance (ARI ~ 0)
+        assert group.n_clips == 14 and group.true_k == 5 and group.n_clusters == 4
+        assert group.agreement is not None and group.agreement.n_true == 5
+        # 4 clusters for 5 true attributes cannot all be pure; still far better than chance (ARI ~ 0)
         assert group.agreement.homogeneity < 0.99
         assert group.agreement.ari > 0.3
         assert group.agreement_source is not None and group.agreement_source.n_clips == 12
@@ -68,12 +68,12 @@ def test_files_beside_the_csv(result):
     assert summary["settings"]["backbone"] == "logmel-stats"
     assert summary["settings"]["rule"] == "fixed"
     fan = summary["groups"][0]
-    assert (fan["machine"], fan["choice"]["k"], fan["true_k"]) == ("SynFan", 4, 6)
+    assert (fan["machine"], fan["choice"]["k"], fan["true_k"]) == ("SynFan", 4, 5)
     assert set(fan["agreement"]) >= {"ari", "nmi", "homogeneity", "completeness"}
     with np.load(out / "dendrogram_SynFan_00.npz") as data:
         assert data["linkage"].shape == (13, 4)
         assert data["labels"].shape == (14,) and data["map_coords"].shape == (14, 2)
-        assert set(data["true_attributes"].tolist()) >= {"bl_5_rpm_1200", "bl_7_rpm_1800"}
+        assert set(data["true_attributes"].tolist()) >= {"bl_5_rpm_1200", "bl_6_rpm_1800"}
     assert (out / "map_SynPump_00.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     tables = load_attribute_tables(out / "attributes")
     rows = {Path(r.path).name: r.pseudo_attribute for r in read_pseudo_attribute_rows(result.csv_path)
@@ -114,7 +114,7 @@ def test_attributes_hidden_on_request_serve_as_truth(one_hidden, tmp_path):
     both = run_pseudo_labeling(one_hidden, tmp_path / "b", PseudoLabelSettings(
         backbone="logmel-stats", rule="silhouette", min_cluster_size=2, hide_attributes=("SynFan",), map_method=None))
     fan = both.groups[0]
-    assert (fan.machine, fan.hidden_by, fan.true_k) == ("SynFan", "request", 6)
+    assert (fan.machine, fan.hidden_by, fan.true_k) == ("SynFan", "request", 5)
     assert 2 <= fan.choice.k <= 7 and fan.map_path is None  # 14 clips // 2 = 7
     assert sorted(fan.choice.scores) == list(range(2, 8))
 
