@@ -74,6 +74,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--k-max", type=int, default=16, help="automatic rules: most clusters (default 16)")
     parser.add_argument("--min-cluster-size", type=int, default=5, metavar="N",
                         help="merge smaller clusters into their nearest neighbour (default 5)")
+    parser.add_argument("--target-min-cluster-size", type=int, default=2, metavar="N",
+                        help="the same for non-source domains when clustered per domain (default 2)")
+    parser.add_argument("--domains", choices=("separate", "together"), default="separate",
+                        help="cluster each domain's clips on its own (default: DCASE target attributes never "
+                             "occur in the source domain) or all clips together")
     parser.add_argument("--hide-attributes", type=_hidden, default=(), metavar="all|MACHINE,...",
                         help="also cluster these machine types, using their attributes only as truth")
     parser.add_argument("--splits", nargs="+", choices=("train", "test"), default=["train"],
@@ -104,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
         backbone=args.backbone, weights=args.weights, pooling=args.pooling, target_frames=args.target_frames,
         duration_s=args.duration_s, normalization=args.normalize, rule=rule, n_clusters=args.clusters,
         distance_threshold=args.threshold, k_min=args.k_min, k_max=args.k_max,
-        min_cluster_size=args.min_cluster_size, hide_attributes=args.hide_attributes, splits=tuple(args.splits),
+        min_cluster_size=args.min_cluster_size, target_min_cluster_size=args.target_min_cluster_size,
+        per_domain=args.domains == "separate", hide_attributes=args.hide_attributes, splits=tuple(args.splits),
         map_method=None if args.map == "none" else args.map, seed=args.seed, batch_size=args.batch_size,
     )
     result = run_pseudo_labeling(args.data_root, args.out, settings, machines=args.machines, device=args.device,
@@ -116,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
     for group in result.groups:
         line = (f"{group.machine} section {group.section}: {group.n_clips} clips -> {group.n_clusters} "
                 f"pseudo-attributes (rule {group.choice.rule}: K={group.choice.k})")
+        if group.domain_clusters:
+            line += " [" + ", ".join(f"{d or 'no domain'}: {n} clips -> {k}" for d, n, _, k in group.domain_clusters) + "]"
         if group.agreement is not None:
             a = group.agreement
             line += f"; true K={group.true_k}, ARI {a.ari:.3f}, NMI {a.nmi:.3f}"
