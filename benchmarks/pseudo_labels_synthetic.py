@@ -93,7 +93,8 @@ def main() -> None:
     tables = {name: _table(root, args.work, name) for name in BACKBONES}
 
     print(f"default settings: rule {DEFAULT.rule}, normalization {DEFAULT.normalization}, "
-          f"min_cluster_size {DEFAULT.min_cluster_size}, K in {DEFAULT.k_min}..{DEFAULT.k_max}")
+          f"min_cluster_size {DEFAULT.min_cluster_size}, K in {DEFAULT.k_min}..{DEFAULT.k_max}, per domain "
+          f"{DEFAULT.per_domain} (target min_cluster_size {DEFAULT.target_min_cluster_size})")
     for name, table in tables.items():
         result = run_pseudo_labeling(root, args.work / f"default_{name}", _settings(name), embeddings=table)
         _group_table(f"{name}: default settings, per machine (maps in {result.out_dir})", result)

@@ -66,8 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="preprocess embeddings before clustering (default none)")
     parser.add_argument("--clusters", type=_clusters, default=None, metavar="auto|K",
                         help="a fixed number of clusters, or auto (default) to choose with --rule")
-    parser.add_argument("--rule", choices=AUTO_RULES, default="gap",
-                        help="automatic cluster-count rule (default gap statistic)")
+    parser.add_argument("--rule", choices=AUTO_RULES, default="elbow",
+                        help="automatic cluster-count rule (default elbow of the within-cluster sum of squares)")
     parser.add_argument("--threshold", type=float, default=None, metavar="X",
                         help="cut the Ward tree at this merge height instead (overrides --clusters)")
     parser.add_argument("--k-min", type=int, default=2, help="automatic rules: fewest clusters (default 2)")
