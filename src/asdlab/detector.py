@@ -93,8 +93,11 @@ class Detector:
         batch_size: int = 16,
         device: str = "cpu",
         progress: ProgressCallback | None = None,
+        scoring: ScoreSettings | None = None,
     ) -> ScoringResult:
         """Score every `test/` clip under a dataset root; write `anomaly_score_*` / `decision_result_*`.
+
+        `scoring` replaces the detector's own scoring settings (another backend on the same embeddings).
 
         The root is any layout `index_dataset` reads, own recordings included (`<Machine>/test/*.wav`
         with arbitrary names: section "00", no label; the files list those names as they are).
@@ -118,7 +121,8 @@ class Detector:
         test = self.embed(records, batch_size=batch_size, device=device, progress=progress)
         table = EmbeddingTable.concat([self.train, test])
         labelled = bool(((test.label == "normal") | (test.label == "anomaly")).all())
-        return score_embeddings(table, out_dir, self.scoring, ground_truth=data_root if labelled else None)
+        settings = self.scoring if scoring is None else scoring
+        return score_embeddings(table, out_dir, settings, ground_truth=data_root if labelled else None)
 
 
 def save_detector(

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from asdlab.backends.registry import available_backends
@@ -38,8 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("data_root", type=Path, nargs="?", default=None, metavar="DATA_ROOT",
                         help="with a detector: the dataset root whose test/ clips are scored")
     parser.add_argument("--out", type=Path, required=True, metavar="SCORES_DIR", help="folder for the score files")
-    parser.add_argument("--backend", default="knn", choices=available_backends(), metavar="NAME",
-                        help=f"backend: {', '.join(available_backends())} (default: knn, k=1 cosine per domain)")
+    parser.add_argument("--backend", default=None, choices=available_backends(), metavar="NAME",
+                        help=f"backend: {', '.join(available_backends())} (default: knn, k=1 cosine per domain; "
+                             "a detector's own backend for MODEL_DIR)")
     parser.add_argument("--set", dest="params", action="append", default=[], metavar="KEY=VALUE",
                         help="backend parameter, repeatable (e.g. --set n_neighbors=3 --set metric=euclidean)")
     parser.add_argument("--normalize", choices=("none", "zscore", "rank"), default="none",
@@ -59,8 +61,14 @@ def _score_with_detector(args: argparse.Namespace) -> int:
     if args.data_root is None:
         raise ConfigError(f"{args.target} is a detector folder: give the DATA_ROOT whose test clips to score")
     detector = load_detector(args.target)
-    result = detector.score(args.data_root, args.out, progress=ProgressPrinter("embedding test clips"))
-    print(f"{detector.recipe}: {len(result.machines)} machine/section(s) scored -> {result.out_dir}")
+    scoring = None
+    if args.backend is not None or args.params:  # re-score the detector's embeddings with another backend
+        scoring = replace(detector.scoring, backend=args.backend or detector.scoring.backend,
+                          params=parse_params(args.params))
+    result = detector.score(args.data_root, args.out, progress=ProgressPrinter("embedding test clips"),
+                            scoring=scoring)
+    backend = (scoring or detector.scoring).backend
+    print(f"{detector.recipe} ({backend}): {len(result.machines)} machine/section(s) scored -> {result.out_dir}")
     if result.summary is not None:
         print(result.summary.format_table(), end="")
     return 0
@@ -72,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     if args.data_root is not None:
         raise ConfigError(f"{args.target}: not a detector folder (no {DETECTOR_FILE}); DATA_ROOT is only for detectors")
     settings = ScoreSettings(
-        backend=args.backend, params=parse_params(args.params), normalization=args.normalize,
+        backend=args.backend or "knn", params=parse_params(args.params), normalization=args.normalize,
         threshold=args.threshold, n_folds=args.folds, seed=args.seed,
     )
     result = score_embeddings(args.target, args.out, settings, ground_truth=args.ground_truth,
