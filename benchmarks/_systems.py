@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from asdlab.data.index import index_dataset
 from asdlab.embeddings.table import EmbeddingTable
@@ -94,6 +95,16 @@ def score_table(table: EmbeddingTable, root: Path, out: Path, backend: str,
     settings = ScoreSettings(backend=backend, params=dict(params or {}), threshold="percentile")
     result = score_embeddings(table, out, settings, ground_truth=root, confidence_interval=False)
     return _metrics(result.summary)
+
+
+def parse_backend(spec: str) -> tuple[str, dict[str, Any], str]:
+    """`"domain-norm-knn:method=ratio,min_std=0.5"` -> (name, params, a folder-safe label)."""
+    name, _, text = spec.partition(":")
+    params = {}
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        params[key] = yaml.safe_load(value)
+    return name, params, spec.replace(":", "_").replace("=", "-").replace(",", "_")
 
 
 def score_ensemble(members: Sequence[Path], root: Path, out: Path) -> dict[str, float]:

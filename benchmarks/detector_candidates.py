@@ -29,7 +29,7 @@ import torch
 import yaml
 
 import _real_folds as folds  # benchmarks/ is on sys.path when run as a script
-from _systems import METRICS, System, embed_system, mean_std, score_ensemble, score_table
+from _systems import METRICS, System, embed_system, mean_std, parse_backend, score_ensemble, score_table
 from real_clips import fold_roots
 
 from asdlab import __version__
@@ -86,13 +86,14 @@ def run_cell(dataset: str, attributes: str, roots: list[Path], seeds: list[int],
             print(f"{dataset}/{attributes}/{name} fold {fold}: fit {fit_s:.0f} s "
                   f"(this call {time.perf_counter() - start:.0f} s)", flush=True)
             for backend in backends:
-                out = work / "scores" / dataset / attributes / name / f"fold{fold}" / backend
+                backend_name, params, label = parse_backend(backend)
+                out = work / "scores" / dataset / attributes / name / f"fold{fold}" / label
                 result_path = out / "metrics.json"
                 if result_path.is_file():
                     metrics = json.loads(result_path.read_text())
                 else:
                     try:
-                        metrics = score_table(table, root, out, backend)
+                        metrics = score_table(table, root, out, backend_name, params)
                     except Exception as error:  # a backend that cannot fit these banks: recorded, not fatal
                         metrics = {"error": f"{type(error).__name__}: {error}"}
                     atomic_write_text(result_path, json.dumps(metrics) + "\n")
@@ -106,7 +107,7 @@ def run_cell(dataset: str, attributes: str, roots: list[Path], seeds: list[int],
                 dirs = [score_dirs.get((m, fold, backend)) for m in members]
                 if None in dirs:
                     continue
-                out = work / "scores" / dataset / attributes / name / f"fold{fold}" / backend
+                out = work / "scores" / dataset / attributes / name / f"fold{fold}" / parse_backend(backend)[2]
                 metrics = score_ensemble(dirs, root, out)
                 rows.append({"dataset": dataset, "attributes": attributes, "system": name, "backend": backend,
                              "fold": fold, "fit_s": None, **metrics})
@@ -139,7 +140,9 @@ def main() -> None:
     parser.add_argument("--attributes", nargs="+", default=list(ATTRIBUTES), choices=ATTRIBUTES)
     parser.add_argument("--list", type=Path, default=HERE / "detector_candidates.yaml")
     parser.add_argument("--candidates", nargs="+", default=None, help="names from the list (default: all)")
-    parser.add_argument("--backends", nargs="+", default=available_backends(), choices=available_backends())
+    parser.add_argument("--backends", nargs="+", default=[*available_backends(), "domain-norm-knn:method=ratio"],
+                        metavar="NAME[:KEY=VALUE,...]", help="registered backends, optionally with parameters "
+                        f"(default: every one of {', '.join(available_backends())}, and domain-norm-knn:method=ratio)")
     parser.add_argument("--folds", type=int, default=5, help="real fan folds")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="synthetic seeds")
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "benchmarks" / "real_clips")
