@@ -227,8 +227,11 @@ class Detector:
         batch_size: int = SCORING_BATCH_SIZE,
         device: str = "auto",
         progress: ProgressCallback | None = None,
+        scoring: ScoreSettings | None = None,
     ) -> ScoringResult:
         """Score every `test/` clip under a dataset root; write `anomaly_score_*` / `decision_result_*`.
+
+        `scoring` replaces the detector's own scoring settings (another backend on the same embeddings).
 
         The root is any layout `index_dataset` reads, own recordings included (`<Machine>/test/*.wav`
         with arbitrary names: section "00", no label; the files list those names as they are).
@@ -255,7 +258,8 @@ class Detector:
         test = extraction.table
         table = EmbeddingTable.concat([self.train, test])
         labelled = bool(((test.label == "normal") | (test.label == "anomaly")).all())
-        result = score_embeddings(table, out_dir, self.scoring, ground_truth=data_root if labelled else None,
+        settings = self.scoring if scoring is None else scoring
+        result = score_embeddings(table, out_dir, settings, ground_truth=data_root if labelled else None,
                                   missing_scores="warn")
         return replace(result, skipped=tuple((str(f.path), f.problem) for f in extraction.failures))
 

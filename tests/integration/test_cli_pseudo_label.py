@@ -47,8 +47,12 @@ def test_fixed_k_and_threshold_flags(dataset, tmp_path, capsys):
     base = ["pseudo-label", str(dataset), "--backbone", "logmel-stats", "--map", "none", "--min-cluster-size", "1"]
     assert cli_main.main([*base, "--out", str(tmp_path / "k3"), "--clusters", "3"]) == 0
     assert "(rule fixed: K=3)" in capsys.readouterr().out
-    assert cli_main.main([*base, "--out", str(tmp_path / "t0"), "--threshold", "0"]) == 0
+    assert cli_main.main([*base, "--out", str(tmp_path / "t0"), "--threshold", "0", "--domains", "together"]) == 0
     assert "SynPump section 00: 14 clips -> 14 pseudo-attributes (rule threshold: K=14)" in capsys.readouterr().out
+    # Per domain (the default): the 12 source clips stay apart, the 2 target clips form one cluster of >= 2.
+    assert cli_main.main([*base, "--out", str(tmp_path / "t1"), "--threshold", "0"]) == 0
+    assert ("SynPump section 00: 14 clips -> 13 pseudo-attributes (rule threshold: K=12) "
+            "[source: 12 clips -> 12, target: 2 clips -> 1]") in capsys.readouterr().out
 
 
 def test_errors_are_reported_not_raised(dataset, tmp_path, capsys):

@@ -2,6 +2,7 @@
 search, score normalisation, ensembles and decision thresholds."""
 
 from asdlab.backends.density import DADSKNNBackend, DensityKNNBackend
+from asdlab.backends.domain_norm import DomainNormalizedKNNBackend
 from asdlab.backends.ensemble import FusionWeights, WeightSearchResult, fuse_scores, official_score_objective, search_weights
 from asdlab.backends.kmeans import KMeansBackend
 from asdlab.backends.knn import KNNBackend
@@ -17,6 +18,7 @@ __all__ = [
     "KMeansBackend",
     "DensityKNNBackend",
     "DADSKNNBackend",
+    "DomainNormalizedKNNBackend",
     "SMOTEKNNBackend",
     "MahalanobisBackend",
     "NeighborSearch",

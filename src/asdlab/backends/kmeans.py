@@ -1,8 +1,10 @@
-"""k-means backend (Wilkinghoff, SSL/FeatEx paper, "Method Summary"; ssl-featex-summary.md).
+"""k-means backend: Wilkinghoff's scoring rule (SSL/FeatEx paper, "Method Summary"; ssl-featex-summary.md).
 
-The source-domain normal embeddings are summarised by k-means means (16 in the paper); the few
-target-domain embeddings are kept as points. A clip's score is its smallest cosine distance to the
-means and the target samples. With cosine, k-means runs on L2-normalised embeddings.
+The source-domain normal embeddings are summarised by k-means means (16 in the paper); every
+target-domain embedding is kept as a reference of its own. A clip's score is its smallest cosine
+distance to the means and the target clips. With cosine, k-means runs on L2-normalised embeddings.
+With no more source clips than means (own recordings, cross-validation folds) each source clip is
+its own mean, which is the same rule.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ class KMeansBackend(BankBackend):
     """Distance to k-means means of the source domain, or to the samples of other domains.
 
     Args:
-        n_clusters: means fitted on the source-domain embeddings (paper: 16).
+        n_clusters: means fitted on the source-domain embeddings (paper: 16); capped at the number
+            of source clips.
         metric: "cosine" or "euclidean".
         n_neighbors: k per bank (1 = the paper's minimum distance over means and target samples).
         source_domain: label of the domain summarised by means; without domains, all clips are.
@@ -61,8 +64,7 @@ class KMeansBackend(BankBackend):
 
         Raises:
             ConfigError: bad hyper-parameters.
-            DataError: bad X / domains, no source clip, fewer source clips than clusters, or a
-                bank smaller than k.
+            DataError: bad X / domains, no source clip, or a bank smaller than k.
         """
         n_clusters = check_positive_int("n_clusters", self.n_clusters)
         k = check_positive_int("n_neighbors", self.n_neighbors)
@@ -75,8 +77,7 @@ class KMeansBackend(BankBackend):
         if self.source_domain not in names:
             raise DataError(f"no clip of the source domain {self.source_domain!r}; domains are {list(map(str, names))}")
         source = groups[list(names).index(self.source_domain)]
-        if len(source) < n_clusters:
-            raise DataError(f"n_clusters={n_clusters} but the source domain has only {len(source)} clips")
+        n_clusters = min(n_clusters, len(source))
         S = X[source]
         if self.metric == "cosine":
             S = S / np.maximum(np.linalg.norm(S, axis=1, keepdims=True), np.finfo(np.float32).tiny)

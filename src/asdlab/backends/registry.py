@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from asdlab.backends.density import DADSKNNBackend, DensityKNNBackend
+from asdlab.backends.domain_norm import DomainNormalizedKNNBackend
 from asdlab.backends.kmeans import KMeansBackend
 from asdlab.backends.knn import KNNBackend
 from asdlab.backends.mahalanobis import MahalanobisBackend
@@ -18,6 +19,7 @@ BACKENDS: dict[str, type] = {
     "dads-knn": DADSKNNBackend,
     "smote-knn": SMOTEKNNBackend,
     "mahalanobis": MahalanobisBackend,
+    "domain-norm-knn": DomainNormalizedKNNBackend,
 }
 
 

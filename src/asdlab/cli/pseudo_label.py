@@ -64,14 +64,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="preprocess embeddings before clustering (default none)")
     parser.add_argument("--clusters", type=_clusters, default=None, metavar="auto|K",
                         help="a fixed number of clusters, or auto (default) to choose with --rule")
-    parser.add_argument("--rule", choices=AUTO_RULES, default="gap",
-                        help="automatic cluster-count rule (default gap statistic)")
+    parser.add_argument("--rule", choices=AUTO_RULES, default="elbow",
+                        help="automatic cluster-count rule (default elbow of the within-cluster sum of squares)")
     parser.add_argument("--threshold", type=float, default=None, metavar="X",
                         help="cut the Ward tree at this merge height instead (overrides --clusters)")
     parser.add_argument("--k-min", type=int, default=2, help="automatic rules: fewest clusters (default 2)")
     parser.add_argument("--k-max", type=int, default=16, help="automatic rules: most clusters (default 16)")
     parser.add_argument("--min-cluster-size", type=int, default=5, metavar="N",
                         help="merge smaller clusters into their nearest neighbour (default 5)")
+    parser.add_argument("--target-min-cluster-size", type=int, default=2, metavar="N",
+                        help="the same for non-source domains when clustered per domain (default 2)")
+    parser.add_argument("--domains", choices=("separate", "together"), default="separate",
+                        help="cluster each domain's clips on its own (default: DCASE target attributes never "
+                             "occur in the source domain) or all clips together")
     parser.add_argument("--hide-attributes", type=_hidden, default=(), metavar="all|MACHINE,...",
                         help="also cluster these machine types, using their attributes only as truth")
     parser.add_argument("--splits", nargs="+", choices=("train", "test"), default=["train"],
@@ -102,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         backbone=args.backbone, weights=args.weights, pooling=args.pooling, target_frames=args.target_frames,
         duration_s=args.duration_s, normalization=args.normalize, rule=rule, n_clusters=args.clusters,
         distance_threshold=args.threshold, k_min=args.k_min, k_max=args.k_max,
-        min_cluster_size=args.min_cluster_size, hide_attributes=args.hide_attributes, splits=tuple(args.splits),
+        min_cluster_size=args.min_cluster_size, target_min_cluster_size=args.target_min_cluster_size,
+        per_domain=args.domains == "separate", hide_attributes=args.hide_attributes, splits=tuple(args.splits),
         map_method=None if args.map == "none" else args.map, seed=args.seed, batch_size=args.batch_size,
     )
     result = run_pseudo_labeling(args.data_root, args.out, settings, machines=args.machines, device=args.device,
@@ -114,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
     for group in result.groups:
         line = (f"{group.machine} section {group.section}: {group.n_clips} clips -> {group.n_clusters} "
                 f"pseudo-attributes (rule {group.choice.rule}: K={group.choice.k})")
+        if group.domain_clusters:
+            line += " [" + ", ".join(f"{d or 'no domain'}: {n} clips -> {k}" for d, n, _, k in group.domain_clusters) + "]"
         if group.agreement is not None:
             a = group.agreement
             line += f"; true K={group.true_k}, ARI {a.ari:.3f}, NMI {a.nmi:.3f}"

@@ -44,8 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("data_root", type=Path, nargs="?", default=None, metavar="DATA_ROOT",
                         help="with a detector: the dataset root whose test/ clips are scored")
     parser.add_argument("--out", type=Path, required=True, metavar="SCORES_DIR", help="folder for the score files")
-    parser.add_argument("--backend", default="knn", choices=BACKENDS, metavar="NAME",
-                        help=f"backend: {', '.join(BACKENDS)} (default: knn, k=1 cosine per domain)")
+    parser.add_argument("--backend", default=None, choices=BACKENDS, metavar="NAME",
+                        help=f"backend: {', '.join(BACKENDS)} (default: knn, k=1 cosine per domain; "
+                             "a detector's own backend for a detector)")
     parser.add_argument("--set", dest="params", action="append", default=[], metavar="KEY=VALUE",
                         help="backend parameter, repeatable (e.g. --set n_neighbors=3 --set metric=euclidean)")
     parser.add_argument("--normalize", choices=("none", "zscore", "rank"), default="none",
@@ -70,10 +71,20 @@ def _score_with_detector(args: argparse.Namespace) -> int:
     if args.data_root is None:
         raise ConfigError(f"{args.target} is a detector: give the DATA_ROOT whose test clips to score")
     detector = load_detector(args.target)
+    from dataclasses import replace
+
+    from asdlab.pipeline.scoring import parse_params
+
+    scoring = None
+    if args.backend is not None or args.params:  # re-score the detector's embeddings with another backend
+        scoring = replace(detector.scoring, backend=args.backend or detector.scoring.backend,
+                          params=parse_params(args.params))
     result = detector.score(args.data_root, args.out, device=args.device,
-                            progress=ProgressPrinter("embedding test clips"))
+                            progress=ProgressPrinter("embedding test clips"), scoring=scoring)
+    backend = (scoring or detector.scoring).backend
     scored = sum(len(m.test_scores) for m in result.machines)
-    print(f"{detector.recipe}: {scored} clip(s) of {len(result.machines)} machine/section(s) scored -> {result.out_dir}")
+    print(f"{detector.recipe} ({backend}): {scored} clip(s) of {len(result.machines)} machine/section(s) "
+          f"scored -> {result.out_dir}")
     if result.skipped:
         print(f"skipped {len(result.skipped)} clip(s) that could not be used (each reported above with its reason)")
     if result.summary is not None:
@@ -101,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.target}: not a detector folder (no {DETECTOR_FILE}) or .asdlab file; "
                           "DATA_ROOT is only for detectors")
     settings = ScoreSettings(
-        backend=args.backend, params=parse_params(args.params), normalization=args.normalize,
+        backend=args.backend or "knn", params=parse_params(args.params), normalization=args.normalize,
         threshold=args.threshold, n_folds=args.folds, seed=args.seed,
     )
     result = score_embeddings(args.target, args.out, settings, ground_truth=args.ground_truth,

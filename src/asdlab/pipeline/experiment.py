@@ -96,8 +96,10 @@ class ExperimentConfig:
             source for pseudo-labels, and the initial weights of fine-tuning without DAP.
         pretrain: DAP settings; None = no DAP.
         pseudo: pseudo-labelling settings for attribute-less machines; None = no pseudo-labels ("N/A").
-        pseudo_source: embeddings to cluster: "dap" (the DAP encoder), "gp" (`backbone`), or "ft"
-            (a model fine-tuned with each attribute-less machine as one class).
+        pseudo_source: embeddings to cluster: "dap" (the DAP encoder), "gp" (`backbone`), "ft"
+            (a model fine-tuned with each attribute-less machine as one class), or "own" (the encoder
+            the pseudo section names itself: `pseudo.backbone` / `pseudo.weights`, e.g. logmel-stats
+            or the AudioSet MobileNet for a CNN trained from scratch, whose `backbone` is untrained).
         finetune: model-adaptation settings; None = score with the (DAP or general) encoder directly.
         finetune_from: initial encoder of fine-tuning: "dap" (needs `pretrain`) or "backbone".
         scoring: backend, normalisation and decision threshold.
@@ -115,7 +117,7 @@ class ExperimentConfig:
     backbone: BackboneSpec = field(default_factory=BackboneSpec)
     pretrain: PretrainSettings | None = None
     pseudo: PseudoLabelSettings | None = None
-    pseudo_source: Literal["dap", "gp", "ft"] = "dap"
+    pseudo_source: Literal["dap", "gp", "ft", "own"] = "dap"
     finetune: FinetuneSettings | None = None
     finetune_from: Literal["dap", "backbone"] = "backbone"
     scoring: ScoreSettings = field(default_factory=ScoreSettings)
@@ -297,8 +299,13 @@ def build_system(
 
     pseudo_dir = None
     pseudo_key = ""
-    if config.pseudo is not None:
-        if config.pseudo_source == "dap":
+    if config.pseudo is not None and not _needs_pseudo_labels(data_root, config.pseudo):
+        log("  pseudo: skipped (every machine type's training clips carry attributes)")
+    elif config.pseudo is not None:
+        if config.pseudo_source == "own":
+            source = BackboneSpec(preset=config.pseudo.backbone, weights=config.pseudo.weights)
+            source_key = json.dumps(to_dict(source), sort_keys=True)
+        elif config.pseudo_source == "dap":
             if dap_spec is None:
                 raise ConfigError("pseudo_source: dap needs a pretrain section")
             source, source_key = dap_spec, dap_key
@@ -310,7 +317,9 @@ def build_system(
             one_class = finetune_stage(None, ("one-class",))
             stages.append(one_class)
             source, source_key = BackboneSpec(model_dir=str(one_class.directory)), one_class.key
-        if source.model_dir is None:
+        if config.pseudo_source == "own":
+            settings = replace(config.pseudo, seed=seed)
+        elif source.model_dir is None:
             settings = replace(config.pseudo, seed=seed, backbone=source.preset, weights=source.weights)
         else:  # embedded below with the fine-tuned model; its folder names them in clustering.json and the maps
             settings = replace(config.pseudo, seed=seed, backbone="fine-tuned", weights=source.model_dir)
@@ -342,6 +351,15 @@ def build_system(
         backbone = replace(config.backbone, seed=seed)
     key = "-".join(s.key for s in stages) or json.dumps(to_dict(backbone), sort_keys=True)
     return SystemBuild(backbone=backbone, stages=tuple(stages), key=key, pseudo_dir=pseudo_dir)
+
+
+def _needs_pseudo_labels(data_root: Path, settings: PseudoLabelSettings) -> bool:
+    """Whether the pseudo-label stage has a machine type to cluster (attribute-less, or hidden on request)."""
+    if settings.hide_attributes:
+        return True
+    records = index_dataset(data_root, splits=settings.splits)
+    with_attributes = {r.machine for r in records if r.has_attributes}
+    return any(r.machine not in with_attributes for r in records)
 
 
 # ----------------------------------------------------------------------------------------------

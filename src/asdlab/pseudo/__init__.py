@@ -18,7 +18,7 @@ from asdlab.pseudo.files import (
     write_attributes_csv,
     write_pseudo_attributes,
 )
-from asdlab.pseudo.labeling import WardClustering, cluster_embeddings
+from asdlab.pseudo.labeling import DomainClustering, WardClustering, cluster_by_domain, cluster_embeddings
 from asdlab.pseudo.ward import (
     NORMALIZATIONS,
     Normalization,
@@ -35,12 +35,14 @@ __all__ = [
     "COUNT_RULES",
     "CountChoice",
     "CountRule",
+    "DomainClustering",
     "NORMALIZATIONS",
     "Normalization",
     "PseudoAttributeMap",
     "PseudoAttributeRow",
     "WardClustering",
     "choose_cluster_count",
+    "cluster_by_domain",
     "cluster_count_bounds",
     "cluster_embeddings",
     "cut_linkage",

@@ -3,8 +3,12 @@
 The paper does not say how its Ward tree is cut. Automatic rules compare the cuts K = k_min..k_max:
 "silhouette" (Rousseeuw 1987, mean Euclidean silhouette), "calinski-harabasz"
 (between/within variance ratio), "jump" (largest ratio between successive Ward merge heights;
-the plain difference favours K = 2, since merges between far groups dwarf all others) and
-"gap" (Tibshirani, Walther & Hastie 2001, against uniform references in the data's principal box).
+the plain difference favours K = 2, since merges between far groups dwarf all others),
+"gap" (Tibshirani, Walther & Hastie 2001, against uniform references in the data's principal box) and
+"elbow" (the knee of log W_K, the within-cluster sum of squares, over K = 1..k_max: the K farthest
+below the chord from K = 1 to k_max on axes scaled to [0, 1], Satopää et al. 2011's "Kneedle"). The
+first four favour the top split of nested attributes (2 x 2 factorial settings give K = 2); the
+elbow still sees the second factor (benchmarks/results/pseudo_labels_synthetic.txt).
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from asdlab.pseudo.ward import cut_linkage
 
 __all__ = ["CountRule", "COUNT_RULES", "AUTO_RULES", "CountChoice", "cluster_count_bounds", "choose_cluster_count"]
 
-CountRule = Literal["fixed", "threshold", "silhouette", "calinski-harabasz", "jump", "gap"]
-AUTO_RULES: tuple[str, ...] = ("silhouette", "calinski-harabasz", "jump", "gap")
+CountRule = Literal["fixed", "threshold", "silhouette", "calinski-harabasz", "jump", "gap", "elbow"]
+AUTO_RULES: tuple[str, ...] = ("silhouette", "calinski-harabasz", "jump", "gap", "elbow")
 COUNT_RULES: tuple[str, ...] = ("fixed", "threshold", *AUTO_RULES)
 
 
@@ -83,6 +87,18 @@ def _gap_scores(
     gap = {k: float(np.mean(ref_log_w[k]) - log_w[k]) for k in ks}
     spread = {k: float(np.std(ref_log_w[k]) * np.sqrt(1 + 1 / n_references)) for k in ks}
     return gap, spread
+
+
+def _elbow_scores(X: NDArray[np.float64], Z: NDArray[np.float64], k_max: int) -> dict[int, float]:
+    """Distance of log W_K below the chord from K = 1 to k_max, both axes scaled to [0, 1] (K = 1..k_max)."""
+    ks = np.arange(1, k_max + 1)
+    log_w = np.array([np.log(max(_within_ss(X, cut_linkage(Z, int(k))), 1e-300)) for k in ks])
+    span = log_w[0] - log_w[-1]
+    if k_max < 2 or span <= 0:
+        return {int(k): 0.0 for k in ks}
+    x = (ks - 1) / (k_max - 1)
+    y = (log_w - log_w[-1]) / span  # 1 at K = 1, 0 at k_max; the chord is 1 - x
+    return {int(k): float(v) for k, v in zip(ks, (1 - x) - y)}
 
 
 def choose_cluster_count(
@@ -157,6 +173,9 @@ def choose_cluster_count(
         if chosen is None:
             chosen = max(ks, key=lambda k: scores[k])
         return CountChoice(rule, chosen, low, high, scores)
+    elif rule == "elbow":
+        scores = _elbow_scores(X, np.asarray(Z), high)
+        scores = {k: scores[k] for k in ks}
     else:
         score = metrics.silhouette_score if rule == "silhouette" else metrics.calinski_harabasz_score
         scores = {k: float(score(X, cut_linkage(Z, k))) for k in ks}

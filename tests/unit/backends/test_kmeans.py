@@ -31,9 +31,17 @@ def test_means_of_tight_clusters_and_target_points():
     np.testing.assert_allclose(backend.score_training_samples()[:8], 0.1, atol=1e-6)
 
 
+def test_fewer_source_clips_than_means_keeps_each_clip_as_a_mean():
+    rng = np.random.default_rng(1)
+    X, queries = rng.normal(size=(7, 5)), rng.normal(size=(6, 5))
+    domains = np.array(["source"] * 4 + ["target"] * 3)
+    kmeans = KMeansBackend(n_clusters=16).fit(X, domains=domains)
+    assert kmeans.means_.shape == (4, 5)
+    np.testing.assert_allclose(kmeans.score_samples(queries), KNNBackend(1).fit(X, domains=domains).score_samples(queries),
+                               atol=1e-6)
+
+
 def test_kmeans_errors():
     X = np.eye(3)
-    with pytest.raises(DataError, match="n_clusters=16 but the source domain has only 3"):
-        KMeansBackend().fit(X)
     with pytest.raises(DataError, match="no clip of the source domain 'source'"):
         KMeansBackend(n_clusters=1).fit(X, domains=["a", "b", "b"])

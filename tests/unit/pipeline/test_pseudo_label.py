@@ -17,7 +17,8 @@ from asdlab.pipeline.pseudo_label import PseudoLabelSettings, run_pseudo_labelin
 from asdlab.pseudo.files import read_pseudo_attribute_rows, read_pseudo_attributes
 
 # logmel-stats: no weights, milliseconds per clip; its statistics separate the synthetic attributes.
-FAST = PseudoLabelSettings(backbone="logmel-stats", rule="fixed", n_clusters=4, min_cluster_size=1, map_method="pca")
+FAST = PseudoLabelSettings(backbone="logmel-stats", rule="fixed", n_clusters=4, min_cluster_size=1, map_method="pca",
+                          per_domain=False)
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +113,8 @@ def test_attributes_hidden_on_request_serve_as_truth(one_hidden, tmp_path):
     only_hidden = run_pseudo_labeling(one_hidden, tmp_path / "a", FAST)
     assert [(g.machine, g.hidden_by) for g in only_hidden.groups] == [("SynPump", "noAttribute")]
     both = run_pseudo_labeling(one_hidden, tmp_path / "b", PseudoLabelSettings(
-        backbone="logmel-stats", rule="silhouette", min_cluster_size=2, hide_attributes=("SynFan",), map_method=None))
+        backbone="logmel-stats", rule="silhouette", min_cluster_size=2, hide_attributes=("SynFan",), map_method=None,
+        per_domain=False))
     fan = both.groups[0]
     assert (fan.machine, fan.hidden_by, fan.true_k) == ("SynFan", "request", 5)
     assert 2 <= fan.choice.k <= 7 and fan.map_path is None  # 14 clips // 2 = 7
@@ -127,3 +129,18 @@ def test_nothing_to_cluster_and_bad_names(one_hidden, tmp_path):
                                                                        hide_attributes=("SynTrain",)))
     with pytest.raises(ConfigError, match="needs n_clusters"):
         run_pseudo_labeling(one_hidden, tmp_path, PseudoLabelSettings(backbone="logmel-stats", rule="fixed"))
+
+
+def test_per_domain_clusters_never_span_domains(both_hidden, tmp_path):
+    settings = PseudoLabelSettings(backbone="logmel-stats", rule="fixed", n_clusters=2, map_method=None,
+                                   min_cluster_size=1, target_min_cluster_size=1)
+    result = run_pseudo_labeling(both_hidden, tmp_path, settings)
+    rows = read_pseudo_attribute_rows(result.csv_path)
+    for group in result.groups:
+        assert group.domain_clusters == (("source", 12, 2, 2), ("target", 2, 2, 2))
+        assert group.n_clusters == 4 and sum(group.cluster_sizes) == 14
+        mine = [r for r in rows if r.machine == group.machine]
+        by_domain = {d: {r.pseudo_attribute for r in mine if r.domain == d} for d in ("source", "target")}
+        assert by_domain == {"source": {"pseudo_00", "pseudo_01"}, "target": {"pseudo_02", "pseudo_03"}}
+    record = json.loads(result.clustering_path.read_text())
+    assert record["groups"][0]["domain_clusters"] == [["source", 12, 2, 2], ["target", 2, 2, 2]]

@@ -69,7 +69,7 @@ def test_bad_arguments_are_named():
     with pytest.raises(ConfigError, match="distance_threshold"):
         choose_cluster_count(X, Z, "threshold", distance_threshold=-1.0)
     with pytest.raises(ConfigError, match="cluster-count rule"):
-        choose_cluster_count(X, Z, "elbow")  # type: ignore[arg-type]
+        choose_cluster_count(X, Z, "knee")  # type: ignore[arg-type]
 
 
 def test_cluster_embeddings_merges_a_small_group():
@@ -80,3 +80,26 @@ def test_cluster_embeddings_merges_a_small_group():
     assert result.linkage.shape == (len(X) - 1, 4)
     single = cluster_embeddings(X[:1])
     assert single.n_clusters == 1 and single.labels.tolist() == [0]
+
+
+def test_elbow_sees_the_second_level_of_nested_clusters():
+    # Two far pairs of near blobs (a 2 x 2 design): silhouette, jump and gap stop at the top split.
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [2.0, 0.0], [20.0, 0.0], [22.0, 0.0]])
+    X = np.concatenate([c + 0.3 * rng.standard_normal((10, 2)) for c in centres])
+    Z = ward_linkage(X)
+    assert choose_cluster_count(X, Z, "silhouette", k_max=8).k == 2
+    assert choose_cluster_count(X, Z, "elbow", k_max=8).k == 4
+
+
+def test_elbow_scores_are_the_distance_below_the_chord():
+    X = np.array([[0.0], [1.0], [10.0], [11.0], [30.0]])
+    Z = ward_linkage(X)
+    # W_K by hand: K=1 all five, K=2 {0,1,10,11} + {30}, K=3 {0,1} {10,11} {30}, K=4 splits a pair.
+    w = {1: np.sum((X - X.mean()) ** 2), 2: np.sum((X[:4] - X[:4].mean()) ** 2), 3: 1.0, 4: 0.5}
+    log_w = np.log([w[k] for k in (1, 2, 3, 4)])
+    y = (log_w - log_w[-1]) / (log_w[0] - log_w[-1])
+    expected = (1 - np.arange(4) / 3) - y
+    choice = choose_cluster_count(X, Z, "elbow", k_max=4)
+    np.testing.assert_allclose([choice.scores[k] for k in (2, 3, 4)], expected[1:])
+    assert choice.k == 2 + int(np.argmax(expected[1:]))
