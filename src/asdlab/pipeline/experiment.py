@@ -28,6 +28,7 @@ from asdlab import __version__
 from asdlab._io import atomic_write_text
 from asdlab.data.index import index_dataset
 from asdlab.data.synth import generate_dataset
+from asdlab.encoders.pretrained import resolve_weights
 from asdlab.errors import ConfigError
 from asdlab.metrics.dcase import EvaluationSummary, official_score
 from asdlab.pipeline.backbones import BackboneSpec
@@ -241,6 +242,14 @@ def _stage_log(log: Log, run: StageRun) -> None:
     log(f"  {run.stage}: {state} ({run.directory.name})")
 
 
+def _attribute_less_machines(data_root: Path) -> set[str]:
+    """Machine types none of whose training clips names an attribute (the ones pseudo-labelling is for)."""
+    named: dict[str, bool] = {}
+    for record in index_dataset(data_root, splits=("train",)):
+        named[record.machine] = named.get(record.machine, False) or record.has_attributes
+    return {machine for machine, has in named.items() if not has}
+
+
 def build_system(
     config: ExperimentConfig,
     data_root: Path,
@@ -262,6 +271,9 @@ def build_system(
         log: one-line stage reports.
         progress: training progress callback (`TrainProgress`).
     """
+    # "pretrained" becomes the released file's path here, so every stage and an exported detector get a file.
+    weights = resolve_weights(config.backbone.preset, config.backbone.weights)
+    config = replace(config, backbone=replace(config.backbone, weights=weights))
     stages: list[StageRun] = []
     dap_spec: BackboneSpec | None = None
     dap_key = ""
@@ -297,7 +309,9 @@ def build_system(
 
     pseudo_dir = None
     pseudo_key = ""
-    if config.pseudo is not None:
+    if config.pseudo is not None and not config.pseudo.hide_attributes and not _attribute_less_machines(data_root):
+        log("  pseudo: skipped (every machine type has attributes)")
+    elif config.pseudo is not None:
         if config.pseudo_source == "dap":
             if dap_spec is None:
                 raise ConfigError("pseudo_source: dap needs a pretrain section")
