@@ -96,14 +96,15 @@ class FinetuneSettings:
             projection_layers: the embedding projection (EAT, MobileNet).
         embed_layer: MobileNet: the feature layer embedded (0 = stem ... 16 = last conv).
         crop_s: MobileNet: train on random crops this long (None = whole clips); embeddings use whole clips.
-        layer_decay: EAT full mode layer-wise lr decay; drop_path: EAT stochastic depth. The paper's
+        layer_decay: EAT full mode and MobileNet layer-wise lr decay; drop_path: EAT stochastic depth. The paper's
             0.65 suits a well pre-trained encoder; from a random or briefly pre-trained start it all but
             freezes a 12-block model (its first block gets 0.65^13 of the lr), and such a start wants
             layer_decay 1.0, no drop path and lr <= 1e-4: EAT's post-LN blocks do not train at 5e-4
             beyond a few blocks (measured on `eat-small`: benchmarks/results/finetune_eat_small_synthetic.md).
         lora_rank / lora_alpha / lora_mlp: EAT LoRA.
         mixup_p / mixup_alpha: mixup; spec_time_masks / spec_time_width / spec_freq_masks /
-            spec_freq_width: EAT SpecAugment (time width None = a tenth of the input frames).
+            spec_freq_width: EAT / MobileNet SpecAugment (time width None = EAT: a tenth of the input
+            frames; MobileNet: 20 frames, 0.2 s).
         statex_p / featex_p / ssl_weight: two-branch SSL classes.
         granularity / use_domain: the class table (`asdlab.training.labels`); "section" = the
             paper's "N/A" baseline (no attributes).
@@ -367,11 +368,12 @@ def run_finetuning(
             logger.warning("recipe mobilenet without init weights trains from a random start; "
                            "give 'pretrained' for the AudioSet weights")
         backbone = _build_mobilenet(settings, weights=init)
+        crop = None if settings.crop_s is None else round(settings.crop_s * FRAMES_PER_S)
         task: nn.Module = MobileNetAttributeTask(
             backbone, label_map.num_classes, head=settings.head, head_scale=settings.head_scale,
             head_margin=settings.head_margin, sub_clusters=settings.sub_clusters, layer_decay=settings.layer_decay,
-            crop_frames=None if settings.crop_s is None else round(settings.crop_s * FRAMES_PER_S),
-            mixup_p=settings.mixup_p, mixup_alpha=settings.mixup_alpha, time_masks=settings.spec_time_masks,
+            crop_frames=crop, mixup_p=settings.mixup_p, mixup_alpha=settings.mixup_alpha,
+            time_masks=settings.spec_time_masks,
             time_width=settings.spec_time_width if settings.spec_time_width is not None else 20,
             freq_masks=settings.spec_freq_masks, freq_width=settings.spec_freq_width, seed=settings.seed,
         )
