@@ -72,7 +72,7 @@ _RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
             "head": "arcface", "weight_decay": 0.05, "pooling": "cls"},
     "two-branch-cnn": {"preset": "two-branch-cnn", "steps": 300, "batch_size": 32, "lr": 1e-3,
                        "warmup_steps": 0, "head": "sc-adacos", "weight_decay": 0.0, "pooling": "cls"},
-    "mobilenet": {"preset": "mobilenet-mn04", "steps": 200, "batch_size": 32, "lr": 1e-3, "warmup_steps": 10,
+    "mobilenet": {"preset": "mobilenet-mn04", "steps": 200, "batch_size": 32, "lr": 3e-4, "warmup_steps": 10,
                   "head": "arcface", "weight_decay": 0.0, "pooling": "band-mean", "embed_layer": 10},
 }
 
