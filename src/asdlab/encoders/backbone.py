@@ -3,8 +3,8 @@
 A `Backbone` is an optional level normalisation (`asdlab.features.level`), a front end, an encoder
 and a pooling: EAT = `EATFrontEnd` (Kaldi fbank, EAT.md "Front end") + `EATEncoder` + "cls" / "mean" /
 "both"; mobilenet-mn04 = `EfficientATInput` (16 -> 32 kHz upsampling, EfficientAT log-mel) +
-`MobileNetV3` (any `embed_layer`) + "mean" (global average, 384-d) or "band-mean"; waveform encoders (two-branch CNN, logmel-stats,
-clip-level) take the waveform and give their own output.
+`MobileNetV3` (any `embed_layer`) + "mean" (global average, 384-d) or "band-mean"; waveform encoders
+(two-branch CNN, logmel-stats, clip-level) take the waveform and give their own output.
 """
 
 from __future__ import annotations
