@@ -81,3 +81,17 @@ def test_a_fine_tuned_detector_round_trips(tiny_hidden_root, tmp_path):
     assert len(find_score_files(tmp_path / "s1")) == 2
     np.testing.assert_array_equal(scores(tmp_path / "s1"), scores(tmp_path / "s2"))
     assert first.summary is not None and again.summary.official_score == first.summary.official_score
+
+
+def test_pseudo_stage_is_skipped_when_every_machine_has_attributes(tmp_path):
+    from asdlab.data.synth import generate_dataset
+    from asdlab.pipeline.fit import fit_detector
+
+    root = tmp_path / "data"
+    generate_dataset(root, machines=1, train_source=4, train_target=2, test_per_group=1, duration_s=0.5, seed=3)
+    lines: list[str] = []
+    overrides = {"backbone.weights": None, **{f"finetune.{k}": v for k, v in TINY.items()},
+                 "backbone.options": {"embed_layer": 6}}
+    fit_detector(root, tmp_path / "model", recipe="mn04-arcface", overrides=overrides, log=lines.append)
+    assert "  pseudo: skipped (every machine type has attributes)" in lines
+    assert not list((tmp_path / "model.work").glob("pseudo-*"))
