@@ -131,3 +131,8 @@ def write_fold_root(plan: FoldPlan, out: Path, *, attributes: bool = True, rms: 
             _write_clip(str(src), out / f"extra_{machine}" / "train" / "_".join(parts), rms)
     marker.write_text(json.dumps(settings, indent=1) + "\n")
     return out
+
+
+def fold_root(out: Path, fold: int, *, attributes: bool = False, n_folds: int = 5) -> Path:
+    """Write fold `fold` of the default plan (seed 0) under `out` and return it: the one-call form."""
+    return write_fold_root(plan_folds(n_folds)[fold], Path(out), attributes=attributes)

@@ -23,24 +23,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("data_root", metavar="DATA_ROOT", help="dataset root (any DCASE layout)")
     parser.add_argument("--out", required=True, metavar="DIR", help="the model folder to write")
-    parser.add_argument("--recipe", choices=("two-branch-cnn", "eat"), default="two-branch-cnn",
+    parser.add_argument("--recipe", choices=("two-branch-cnn", "eat", "mobilenet"), default="two-branch-cnn",
                         help="training recipe (default two-branch-cnn)")
     parser.add_argument("--preset", default=None,
-                        help="encoder preset (default: eat-base / two-branch-cnn by recipe)")
+                        help="encoder preset (default: eat-base / two-branch-cnn / mobilenet-mn04 by recipe)")
     parser.add_argument("--init", default=None, metavar="FILE",
-                        help="transformers: encoder to start from (DAP encoder.safetensors, released EAT / "
-                        "SSLAM / BEATs checkpoint)")
+                        help="encoder to start from: transformers: DAP encoder.safetensors or a released EAT / "
+                        "SSLAM / BEATs checkpoint; mobilenet: 'pretrained' (the AudioSet mn04, found offline) or its file")
     parser.add_argument("--pseudo-attributes", default=None, metavar="CSV",
                         help="pseudo_attributes.csv for clips named noAttribute (asdlab pseudo-label)")
     parser.add_argument("--mode", choices=("full", "lora", "probe"), default="full",
                         help="EAT: full fine-tuning, LoRA adapters, or frozen-encoder probe (default full)")
-    parser.add_argument("--pooling", choices=("cls", "mean", "asp"), default="cls", help="EAT pooling (default cls)")
+    parser.add_argument("--pooling", choices=("cls", "mean", "asp", "band-mean"), default=None,
+                        help="EAT: cls (default), mean, asp; mobilenet: band-mean (default), mean")
+    parser.add_argument("--embed-layer", type=int, default=None, help="mobilenet: feature layer embedded (default 10)")
+    parser.add_argument("--crop-s", type=float, default=None, help="mobilenet: train on random crops this long")
     parser.add_argument("--head", choices=("arcface", "adacos", "sc-adacos"), default=None,
                         help="EAT head (default arcface)")
     parser.add_argument("--labels", choices=("attribute", "section", "machine"), default="attribute",
                         help="classes: per attribute (default), per section (the 'N/A' baseline), per machine")
     parser.add_argument("--use-domain", action="store_true", help="separate source and target classes")
     parser.add_argument("--steps", type=int, default=None, help="optimiser updates (default: the recipe's)")
+    parser.add_argument("--epochs", type=float, default=None,
+                        help="scale the updates with the data: ceil(EPOCHS x clips / batch), at most --steps")
     parser.add_argument("--batch-size", type=int, default=None, help="clips per device and update")
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate")
     parser.add_argument("--warmup", type=int, default=None, help="linear warm-up updates")
@@ -84,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     devices = args.devices if args.devices == "auto" else int(args.devices)
     settings = FinetuneSettings(
         recipe=args.recipe, preset=args.preset, mode=args.mode, pooling=args.pooling, head=args.head,
-        granularity=args.labels, use_domain=args.use_domain, steps=args.steps, batch_size=args.batch_size,
+        embed_layer=args.embed_layer, crop_s=args.crop_s, granularity=args.labels, use_domain=args.use_domain,
+        steps=args.steps, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, warmup_steps=args.warmup, target_frames=args.target_frames, precision=args.precision,
         accelerator=args.accelerator, devices=devices, num_nodes=args.num_nodes, strategy=args.strategy,
         accumulate_steps=args.accumulate, num_workers=args.num_workers, cache_dir=args.cache_dir,

@@ -3,9 +3,9 @@
 A `Backbone` is an optional level normalisation (`asdlab.features.level`), a front end, an encoder
 and a pooling. Transformer encoders: EAT / SSLAM = `EATFrontEnd` (Kaldi fbank, EAT.md "Front end") +
 `EATEncoder` + "cls" / "mean" / "both"; BEATs = `BEATsFrontEnd` + `BEATsEncoder` + "mean"; mobilenet-mn04 =
-`EfficientATInput` (16 -> 32 kHz upsampling, EfficientAT log-mel) + `MobileNetV3` + global average pool
-(384-d); waveform encoders (two-branch CNN, logmel-stats, clip-level) take the waveform and give their own
-output.
+`EfficientATInput` (16 -> 32 kHz upsampling, EfficientAT log-mel) + `MobileNetV3` (any `embed_layer`) +
+"mean" (global average, 384-d) or "band-mean"; waveform encoders (two-branch CNN, logmel-stats,
+clip-level) take the waveform and give their own output.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from torch import Tensor, nn
 from asdlab.encoders.beats import BEATS_PRESETS, BEATsEncoder
 from asdlab.encoders.checkpoints import load_encoder_weights, read_encoder_metadata
 from asdlab.encoders.eat import EAT_PRESETS, EATEncoder
-from asdlab.encoders.mobilenet import EfficientATInput, MobileNetV3
+from asdlab.encoders.mobilenet import MOBILENET_POOLINGS, EfficientATInput, MobileNetV3
+from asdlab.encoders.pretrained import resolve_weights
 from asdlab.encoders.registry import create_encoder, list_encoders
 from asdlab.errors import ConfigError
 from asdlab.features.fbank import count_frames
@@ -29,7 +30,7 @@ from asdlab.features.normalize import EAT_TARGET_FRAMES, BEATsFrontEnd, EATFront
 
 __all__ = ["Pooling", "Backbone", "build_backbone", "list_backbones", "transformer_front_end"]
 
-Pooling = Literal["cls", "mean", "both"]
+Pooling = Literal["cls", "mean", "both", "band-mean"]
 
 _EAT_POOLINGS = ("cls", "mean", "both")
 _EAT_SAMPLE_RATE = 16000  # EAT's and BEATs' Kaldi fbanks are computed at 16 kHz (EAT.md "Front end")
@@ -65,7 +66,8 @@ class Backbone(nn.Module):
             MobileNet; ignored (identity) for waveform encoders.
         pooling: EAT: "cls" (default), "mean" of the non-padding patch tokens, or "both" ([cls, mean],
             2 D). BEATs: "mean" (it has no CLS). MobileNet: "mean" (its global average pool, the
-            default). Waveform encoders: None.
+            default) or "band-mean" (time average per frequency row of its `embed_layer` map). Waveform
+            encoders: None.
         mask_padding: EAT only. When the front end pads a clip to `target_frames`, mark the padded
             frames so patches made only of padding are ignored by attention and "mean". False
             (default) is EAT's own behaviour: it was trained seeing zero-padded 1024-frame inputs.
@@ -107,7 +109,7 @@ class Backbone(nn.Module):
                 raise ConfigError(f"{label}: a {type(encoder).__name__} backbone needs a {wanted.__name__}, "
                                   f"got {type(front_end).__name__}")
         elif isinstance(encoder, MobileNetV3):
-            kind, allowed, default = "mobilenet", ("mean",), "mean"
+            kind, allowed, default = "mobilenet", MOBILENET_POOLINGS, "mean"
             if not isinstance(front_end, EfficientATInput):
                 raise ConfigError(
                     f"{label}: a MobileNet backbone needs an EfficientATInput, got {type(front_end).__name__}"
@@ -164,6 +166,8 @@ class Backbone(nn.Module):
         """D after pooling, before any projection."""
         if self.pool_module is not None:
             return int(self.pool_module.out_dim)
+        if self.kind == "mobilenet":
+            return self.encoder.pooled_dim(self.pooling)
         width = int(self.encoder.embed_dim)
         return 2 * width if self.kind == "transformer" and self.pooling == "both" else width
 
@@ -229,7 +233,7 @@ class Backbone(nn.Module):
             else:
                 pooled = self.encoder.pool(features, self.pooling)
         elif self.kind == "mobilenet":
-            pooled = self.encoder.embed(x)  # (B, 1, 128, T) -> (B, 384)
+            pooled = self.encoder.embed(x, self.pooling)  # (B, 1, 128, T) -> (B, pooled_dim)
         else:
             pooled = self.encoder(x)
         return pooled if self.projection is None else self.projection(pooled)
@@ -274,7 +278,8 @@ def build_backbone(
         pooling: see `Backbone`; None = the encoder's default ("cls" for EAT, "mean" for BEATs).
         weights: an asdlab encoder file (`save_encoder`), a released EAT / SSLAM checkpoint or Hugging
             Face copy (EAT presets), a released BEATs checkpoint (BEATs presets), or EfficientAT's
-            `mn04_as` state dict; None = random initialisation.
+            `mn04_as` state dict; "pretrained" = the preset's released file, found offline
+            (`asdlab.encoders.pretrained`); None = random initialisation.
         sample_rate: Hz of the input waveforms; None = 16000. EAT and BEATs take 16 kHz only; the MobileNet
             32000 / n (upsampled to 32 kHz); encoders with their own `sample_rate` (logmel-stats)
             are built at it.
@@ -297,7 +302,7 @@ def build_backbone(
 
     Raises:
         ConfigError: unknown preset (listing the choices), bad option, pooling, level or sample rate.
-        CheckpointError: the weights cannot be read or do not fit the preset.
+        CheckpointError: the weights cannot be read, do not fit the preset, or "pretrained" finds no file.
     """
     if name not in list_encoders():
         raise ConfigError(f"unknown backbone {name!r}; choose one of {', '.join(list_backbones())}")
@@ -309,6 +314,7 @@ def build_backbone(
     if is_transformer and sample_rate not in (None, _EAT_SAMPLE_RATE):
         raise ConfigError(f"{name}: sample_rate={sample_rate}; EAT and BEATs take {_EAT_SAMPLE_RATE} Hz waveforms")
     meta = device is not None and torch.device(device).type == "meta"
+    weights = resolve_weights(name, weights)
     recorded: str = "none"
     if weights is not None:
         encoder, source = load_encoder_weights(weights, name, **encoder_options)

@@ -4,9 +4,13 @@ and the AudioSet weights `mn04_as_mAP_432.pt`.
 Architecture: MobileNetV3-Large blocks (Howard et al. 2019, Table 1) at width 0.4, channel-wise "concurrent"
 squeeze-excitation, "mlp" head; parameter names equal the upstream `models/mn/model.py` state dict so the
 released file loads strictly. Front end: `models/preprocess.py` (`AugmentMelSTFT`) in eval mode.
+Embeddings can come from an intermediate layer and keep the frequency bands ("band-mean"): on machine
+sounds that beats the upstream global pool (benchmarks/results/mn04_embeddings.md).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +30,8 @@ from asdlab.errors import CheckpointError, ConfigError
 from asdlab.features.fbank import kaldi_mel_banks
 
 __all__ = [
+    "MOBILENET_POOLINGS",
+    "MobileNetPooling",
     "MobileNetV3",
     "EfficientATFrontEnd",
     "EfficientATInput",
@@ -58,6 +64,10 @@ _LARGE_BLOCKS: tuple[tuple[int, int, int, bool, bool, int], ...] = (
     (5, 960, 160, True, True, 1),
     (5, 960, 160, True, True, 1),
 )
+MobileNetPooling = Literal["mean", "band-mean"]
+# "mean": global average over frequency and time (upstream); "band-mean": average over time only, every
+# frequency row kept (C x F' values), so spectral detail the global pool averages away survives.
+MOBILENET_POOLINGS: tuple[str, ...] = ("mean", "band-mean")
 _STEM_CHANNELS = 16
 _HEAD_CHANNELS = 1280
 # Upstream BatchNorm2d settings (partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)); eps matters for the weights.
@@ -154,9 +164,12 @@ class MobileNetV3(nn.Module):
         in_channels: input channels (1 for a mel spectrogram).
         dropout: dropout of the "mlp" head.
         se_reduction: squeeze-excitation bottleneck ratio.
+        embed_layer: index into `features` (0 = stem, 1-15 = inverted residuals, 16 = last conv) whose
+            map `forward_features` returns; None = the last. The AudioSet head always uses the last.
+        num_mel_bins: F of the input, for the width of "band-mean" embeddings (EfficientAT: 128).
 
-    Input is (B, in_channels, F, T) for any F, T; the maps shrink 32-fold in both axes, and
-    the embedding is a global average pool, so clip length is free.
+    Input is (B, in_channels, F, T) for any T; the maps shrink 32-fold in both axes by the last layer
+    and every pooling averages over time, so clip length is free.
     """
 
     def __init__(
@@ -167,6 +180,8 @@ class MobileNetV3(nn.Module):
         in_channels: int = 1,
         dropout: float = 0.2,
         se_reduction: int = 4,
+        embed_layer: int | None = None,
+        num_mel_bins: int = 128,
     ) -> None:
         super().__init__()
 
@@ -178,6 +193,7 @@ class MobileNetV3(nn.Module):
             _conv_norm_act(in_channels, stem_channels, 3, stride=2, activation=nn.Hardswish)
         ]
         channels = stem_channels
+        widths, strides = [stem_channels], [2]
         for kernel, expanded, out, use_se, use_hs, stride in _LARGE_BLOCKS:
             layers.append(
                 _InvertedResidual(
@@ -186,15 +202,30 @@ class MobileNetV3(nn.Module):
                 )
             )
             channels = width(out)
-        self.embed_dim = 6 * channels  # upstream: last conv widens 6x (mn04: 64 -> 384)
-        layers.append(_conv_norm_act(channels, self.embed_dim, 1, activation=nn.Hardswish))
+            widths.append(channels)
+            strides.append(stride)
+        last_width = 6 * channels  # upstream: last conv widens 6x (mn04: 64 -> 384)
+        layers.append(_conv_norm_act(channels, last_width, 1, activation=nn.Hardswish))
+        widths.append(last_width)
+        strides.append(1)
         self.features = nn.Sequential(*layers)
+        depth = len(layers)
+        if embed_layer is not None and not -depth <= embed_layer < depth:
+            raise ConfigError(f"embed_layer={embed_layer} is not a layer index of the {depth} feature layers")
+        self.embed_layer = depth - 1 if embed_layer is None else embed_layer % depth
+        self.embed_dim = widths[self.embed_layer]
+        self.num_mel_bins = num_mel_bins
+        # F' of the embedding layer's map: every stride-2 conv halves F, rounding up (padding (k-1)//2).
+        bands = num_mel_bins
+        for stride in strides[: self.embed_layer + 1]:
+            bands = -(-bands // stride)
+        self.embed_bands = bands
         hidden = width(_HEAD_CHANNELS)
         # Keys classifier.2 / classifier.5 of the upstream "mlp" head; the pooling stays inside it.
         self.classifier = nn.Sequential(
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(start_dim=1),
-            nn.Linear(self.embed_dim, hidden),
+            nn.Linear(last_width, hidden),
             nn.Hardswish(),
             nn.Dropout(p=dropout),
             nn.Linear(hidden, num_classes),
@@ -218,9 +249,9 @@ class MobileNetV3(nn.Module):
                     nn.init.zeros_(module.bias)
 
     def example_input(self, batch: int, *, generator: torch.Generator | None = None) -> Tensor:
-        """A small valid input: (batch, 1, 128, 64) standard normal "mel", on the module's device."""
+        """A small valid input: (batch, 1, num_mel_bins, 64) standard normal "mel", on the module's device."""
         device = self.classifier[-1].weight.device
-        return torch.randn(batch, 1, 128, 64, generator=generator).to(device)
+        return torch.randn(batch, 1, self.num_mel_bins, 64, generator=generator).to(device)
 
     def feature_maps(self, mel: Tensor) -> list[Tensor]:
         """Output of every stage: stem, 15 inverted residuals, last 1x1 conv (17 maps).
@@ -239,20 +270,38 @@ class MobileNetV3(nn.Module):
         return maps
 
     def forward_features(self, mel: Tensor) -> Tensor:
-        """(B, 1, F, T) -> last conv map (B, embed_dim, ceil(F/32), ceil(T/32))."""
-        return self.features(mel)
+        """(B, 1, F, T) -> the map of layer `embed_layer` (B, embed_dim, F', T'); the last layer's is
+        (B, 384, ceil(F/32), ceil(T/32))."""
+        return self.features[: self.embed_layer + 1](mel)
 
-    def pool(self, feature_map: Tensor) -> Tensor:
-        """Global average pool: (B, embed_dim, F', T') -> (B, embed_dim), the upstream embedding."""
-        return feature_map.mean(dim=(2, 3))
+    def pooled_dim(self, how: MobileNetPooling = "mean") -> int:
+        """D of `pool(..., how)`: embed_dim for "mean", embed_dim x F' for "band-mean"."""
+        if how not in MOBILENET_POOLINGS:
+            raise ConfigError(f"MobileNet pooling must be one of {', '.join(MOBILENET_POOLINGS)}, got {how!r}")
+        return self.embed_dim * (self.embed_bands if how == "band-mean" else 1)
 
-    def embed(self, mel: Tensor) -> Tensor:
-        """(B, 1, F, T) -> (B, embed_dim) clip embedding (384-d for mn04)."""
-        return self.pool(self.forward_features(mel))
+    def pool(self, feature_map: Tensor, how: MobileNetPooling = "mean") -> Tensor:
+        """(B, embed_dim, F', T') -> (B, pooled_dim(how)).
+
+        "mean" is the upstream global average; "band-mean" averages over time per frequency row and
+        flattens channel-major (B, C * F').
+        """
+        if how == "mean":
+            return feature_map.mean(dim=(2, 3))
+        if how == "band-mean":
+            if feature_map.shape[2] != self.embed_bands:
+                raise ValueError(f"band-mean expects {self.embed_bands} frequency rows "
+                                 f"({self.num_mel_bins} mel bins), got {feature_map.shape[2]}")
+            return feature_map.mean(dim=3).flatten(1)  # (B, C, F') -> (B, C * F')
+        raise ConfigError(f"MobileNet pooling must be one of {', '.join(MOBILENET_POOLINGS)}, got {how!r}")
+
+    def embed(self, mel: Tensor, how: MobileNetPooling = "mean") -> Tensor:
+        """(B, 1, F, T) -> (B, pooled_dim(how)) clip embedding (384-d for mn04's default)."""
+        return self.pool(self.forward_features(mel), how)
 
     def forward(self, mel: Tensor) -> Tensor:
         """(B, 1, F, T) -> AudioSet logits (B, num_classes); apply a sigmoid for tag probabilities."""
-        return self.classifier(self.forward_features(mel))
+        return self.classifier(self.features(mel))
 
 
 @register_encoder("mobilenet-mn04")

@@ -28,6 +28,7 @@ from asdlab import __version__
 from asdlab._io import atomic_write_text
 from asdlab.data.index import index_dataset
 from asdlab.data.synth import generate_dataset
+from asdlab.encoders.pretrained import resolve_weights
 from asdlab.errors import ConfigError
 from asdlab.metrics.dcase import EvaluationSummary, official_score
 from asdlab.pipeline.backbones import BackboneSpec
@@ -264,6 +265,9 @@ def build_system(
         log: one-line stage reports.
         progress: training progress callback (`TrainProgress`).
     """
+    # "pretrained" becomes the released file's path here, so every stage and an exported detector get a file.
+    weights = resolve_weights(config.backbone.preset, config.backbone.weights)
+    config = replace(config, backbone=replace(config.backbone, weights=weights))
     stages: list[StageRun] = []
     dap_spec: BackboneSpec | None = None
     dap_key = ""

@@ -1,11 +1,12 @@
 """Stage (3): fine-tune an encoder on machine-attribute classes and write a model folder (paper Sec. 2.5).
 
 Recipes: "eat" (the paper's: EAT + ArcFace, 20 k steps, batch 32, cosine, peak lr 5e-5, 120 warm-up
-steps, mixup + SpecAugment; modes full / lora / probe; any transformer preset: EAT, SSLAM, BEATs) and
+steps, mixup + SpecAugment; modes full / lora / probe; any transformer preset: EAT, SSLAM, BEATs),
 "two-branch-cnn" (Wilkinghoff's CNN from scratch with sub-cluster AdaCos, mixup / StatEx / FeatEx; the CPU
-default). The folder holds `model.json`, the weights (only the adapters and new layers for LoRA and probe),
-the training log and the resumable checkpoint; `load_finetuned_backbone` rebuilds the waveform -> embedding
-`Backbone`, with the level normalisation the training clips had (`model.json` "level").
+default) and "mobilenet" (the AudioSet MobileNet mn04 with the paper's adaptation,
+`asdlab.training.mobilenet`). The folder holds `model.json`, the weights (only the adapters and new layers
+for LoRA and probe), the training log and the resumable checkpoint; `load_finetuned_backbone` rebuilds the
+waveform -> embedding `Backbone`, with the level normalisation the training clips had (`model.json` "level").
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from asdlab.pipeline.config_io import check_resume_settings, write_run_settings
 from asdlab.training.finetune import AttributeTask, make_eat_backbone
 from asdlab.training.labels import Granularity, LabelMap, build_label_map, find_auxiliary_clips
 from asdlab.training.loop import LOG_NAME, TrainProgress, TrainSettings, is_global_zero, train
+from asdlab.training.mobilenet import FRAMES_PER_S, MelClips, MobileNetAttributeTask, make_mobilenet_backbone
+from asdlab.training.schedules import steps_for_epochs
 from asdlab.training.two_branch import TwoBranchTask
 
 __all__ = [
@@ -51,7 +54,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Recipe = Literal["eat", "two-branch-cnn"]
+Recipe = Literal["eat", "two-branch-cnn", "mobilenet"]
 MODEL_FILE = "model.json"
 _FORMAT = "asdlab-finetuned"
 _ENCODER_FILE = "encoder.safetensors"
@@ -63,12 +66,14 @@ SETTINGS_FILE = "finetune_settings.json"  # written when training starts; a resu
 # Values a recipe fills in for fields left None. EAT: the paper's Section 3 recipe; EAT.md
 # "Fine-tuning" for layer decay (0.65) and drop-path (0.1). Two-branch CNN: the reference trains with
 # Adam at lr 1e-3 and batch 64 for ~10 epochs; on the CPU-sized synthetic set fewer steps suffice
-# (benchmarks/finetune_synthetic.py).
+# (benchmarks/finetune_synthetic.py). MobileNet: benchmarks/results/mn04_finetune.md.
 _RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
     "eat": {"preset": "eat-base", "steps": 20_000, "batch_size": 32, "lr": 5e-5, "warmup_steps": 120,
-            "head": "arcface", "weight_decay": 0.05},
+            "head": "arcface", "weight_decay": 0.05, "pooling": "cls"},
     "two-branch-cnn": {"preset": "two-branch-cnn", "steps": 300, "batch_size": 32, "lr": 1e-3,
-                       "warmup_steps": 0, "head": "sc-adacos", "weight_decay": 0.0},
+                       "warmup_steps": 0, "head": "sc-adacos", "weight_decay": 0.0, "pooling": "cls"},
+    "mobilenet": {"preset": "mobilenet-mn04", "steps": 200, "batch_size": 32, "lr": 3e-4, "warmup_steps": 10,
+                  "head": "arcface", "weight_decay": 0.0, "pooling": "band-mean", "embed_layer": 10},
 }
 
 
@@ -77,24 +82,29 @@ class FinetuneSettings:
     """What decides a fine-tuned model. None = the recipe's value (`resolved()`).
 
     Attributes:
-        recipe: "two-branch-cnn" (default, trains on a CPU) or "eat" (the paper's, for every transformer
-            preset: EAT, "sslam-base", "beats-base", ...).
-        preset: encoder preset ("eat-base" / "two-branch-cnn" by recipe).
-        mode: EAT: "full", "lora" or "probe"; the two-branch CNN trains fully.
+        recipe: "two-branch-cnn" (default, trains on a CPU), "eat" (the paper's, for every transformer
+            preset: EAT, "sslam-base", "beats-base", ...) or "mobilenet" (the AudioSet mn04 from `init_weights`).
+        preset: encoder preset ("eat-base" / "two-branch-cnn" / "mobilenet-mn04" by recipe).
+        mode: EAT: "full", "lora" or "probe"; the two-branch CNN and the MobileNet train fully.
         steps / batch_size / lr / warmup_steps / weight_decay: optimisation (cosine schedule).
+        epochs: scale the steps with the data: ceil(epochs x clips / batch) updates, at most `steps`
+            (None = `steps` whatever the data size).
         head: EAT: "arcface" (paper), "adacos", "sc-adacos". The two-branch recipe uses sub-cluster AdaCos.
         head_scale / head_margin: ArcFace s and m.
         sub_clusters: sub-cluster AdaCos centres per class.
-        pooling: EAT: "cls", "mean" or "asp" (BEATs: "mean" or "asp"); projection_dim / projection_layers:
-            the embedding projection.
-        layer_decay: EAT full mode layer-wise lr decay; drop_path: EAT stochastic depth. The paper's
+        pooling: EAT: "cls", "mean" or "asp" (BEATs: "mean" or "asp"); MobileNet: "mean" or "band-mean";
+            projection_dim / projection_layers: the embedding projection (transformers, MobileNet).
+        embed_layer: MobileNet: the feature layer embedded (0 = stem ... 16 = last conv).
+        crop_s: MobileNet: train on random crops this long (None = whole clips); embeddings use whole clips.
+        layer_decay: transformer full mode and MobileNet layer-wise lr decay; drop_path: EAT stochastic depth. The paper's
             0.65 suits a well pre-trained encoder; from a random or briefly pre-trained start it all but
             freezes a 12-block model (its first block gets 0.65^13 of the lr), and such a start wants
             layer_decay 1.0, no drop path and lr <= 1e-4: EAT's post-LN blocks do not train at 5e-4
             beyond a few blocks (measured on `eat-small`: benchmarks/results/finetune_eat_small_synthetic.md).
         lora_rank / lora_alpha / lora_mlp: EAT LoRA.
         mixup_p / mixup_alpha: mixup; spec_time_masks / spec_time_width / spec_freq_masks /
-            spec_freq_width: EAT SpecAugment (time width None = a tenth of the input frames).
+            spec_freq_width: EAT / MobileNet SpecAugment (time width None = EAT: a tenth of the input
+            frames; MobileNet: 20 frames, 0.2 s).
         statex_p / featex_p / ssl_weight: two-branch SSL classes.
         granularity / use_domain: the class table (`asdlab.training.labels`); "section" = the
             paper's "N/A" baseline (no attributes).
@@ -122,6 +132,7 @@ class FinetuneSettings:
     preset: str | None = None
     mode: Literal["full", "lora", "probe"] = "full"
     steps: int | None = None
+    epochs: float | None = None
     batch_size: int | None = None
     lr: float | None = None
     warmup_steps: int | None = None
@@ -131,9 +142,11 @@ class FinetuneSettings:
     head_scale: float = 30.0
     head_margin: float = 0.5
     sub_clusters: int = 16
-    pooling: Literal["cls", "mean", "asp"] = "cls"
+    pooling: Literal["cls", "mean", "asp", "band-mean"] | None = None
     projection_dim: int | None = 256
     projection_layers: int = 1
+    embed_layer: int | None = None
+    crop_s: float | None = None
     layer_decay: float = 0.65
     drop_path: float = 0.1
     lora_rank: int = 8
@@ -181,8 +194,10 @@ class FinetuneSettings:
             raise ConfigError(f"recipe must be one of {', '.join(_RECIPE_DEFAULTS)}, got {self.recipe!r}")
         if self.mode not in ("full", "lora", "probe"):
             raise ConfigError(f"mode must be full, lora or probe, got {self.mode!r}")
-        if self.recipe == "two-branch-cnn" and self.mode != "full":
-            raise ConfigError(f"recipe two-branch-cnn trains from scratch: mode must be 'full', got {self.mode!r}")
+        if self.recipe in ("two-branch-cnn", "mobilenet") and self.mode != "full":
+            raise ConfigError(f"recipe {self.recipe} trains every layer: mode must be 'full', got {self.mode!r}")
+        if self.epochs is not None and self.epochs <= 0:
+            raise ConfigError(f"epochs must be positive or null, got {self.epochs}")
         fills = {k: v for k, v in _RECIPE_DEFAULTS[self.recipe].items() if getattr(self, k) is None}
         return replace(self, **fills)
 
@@ -279,6 +294,14 @@ def _build_eat(settings: FinetuneSettings, *, weights: str | None, target_frames
     )
 
 
+def _build_mobilenet(settings: FinetuneSettings, *, weights: str | None) -> Backbone:
+    return make_mobilenet_backbone(
+        settings.preset, pooling=settings.pooling, embed_layer=settings.embed_layer,
+        projection_dim=settings.projection_dim, projection_layers=settings.projection_layers, weights=weights,
+        sample_rate=settings.sample_rate, seed=settings.seed,
+    )
+
+
 def run_finetuning(
     data_root: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -297,7 +320,8 @@ def run_finetuning(
         out_dir: the model folder (model.json, weights, train_log.csv, last.ckpt).
         settings: see `FinetuneSettings`.
         init_weights: transformers: the encoder to start from (a DAP `encoder.safetensors`, a released
-            EAT / SSLAM / BEATs checkpoint); None = random initialisation from `settings.seed`.
+            EAT / SSLAM / BEATs checkpoint); MobileNet: "pretrained" (the AudioSet file, found offline), its
+            path, or an asdlab mn04 file; None = random initialisation from `settings.seed`.
         pseudo_attributes: `pseudo_attributes.csv` (or a mapping) naming a pseudo-attribute for
             attribute-less clips.
         resume: continue an interrupted run from `out_dir/last.ckpt`; its settings must be the
@@ -348,13 +372,31 @@ def run_finetuning(
     logger.info("%d training clips in %d classes (%d with pseudo-attributes)", len(targets),
                 label_map.num_classes, label_map.pseudo_attributes)
 
+    steps = steps_for_epochs(settings.steps, settings.epochs, len(targets), settings.batch_size)
+    if steps != settings.steps:
+        logger.info("%d updates for %d clips (epochs=%s, at most %d)", steps, len(targets), settings.epochs,
+                    settings.steps)
     target_frames = settings.target_frames
-    if settings.recipe == "eat":
+    if settings.recipe == "mobilenet":
+        if init is None:
+            logger.warning("recipe mobilenet without init weights trains from a random start; "
+                           "give 'pretrained' for the AudioSet weights")
+        backbone = _build_mobilenet(settings, weights=init)
+        crop = None if settings.crop_s is None else round(settings.crop_s * FRAMES_PER_S)
+        task: nn.Module = MobileNetAttributeTask(
+            backbone, label_map.num_classes, head=settings.head, head_scale=settings.head_scale,
+            head_margin=settings.head_margin, sub_clusters=settings.sub_clusters, layer_decay=settings.layer_decay,
+            crop_frames=crop, mixup_p=settings.mixup_p, mixup_alpha=settings.mixup_alpha,
+            time_masks=settings.spec_time_masks,
+            time_width=settings.spec_time_width if settings.spec_time_width is not None else 20,
+            freq_masks=settings.spec_freq_masks, freq_width=settings.spec_freq_width, seed=settings.seed,
+        )
+    elif settings.recipe == "eat":
         if target_frames is None:
             target_frames = _frames(clips.duration_s, settings.sample_rate)
         backbone = _build_eat(settings, weights=init, target_frames=target_frames)
         time_width = settings.spec_time_width if settings.spec_time_width is not None else max(target_frames // 10, 1)
-        task: nn.Module = AttributeTask(
+        task = AttributeTask(
             backbone, label_map.num_classes, mode=settings.mode, head=settings.head, head_scale=settings.head_scale,
             head_margin=settings.head_margin, sub_clusters=settings.sub_clusters, layer_decay=settings.layer_decay,
             lora_rank=settings.lora_rank, lora_alpha=settings.lora_alpha, lora_mlp=settings.lora_mlp,
@@ -371,7 +413,7 @@ def run_finetuning(
         )
 
     train_settings = TrainSettings(
-        max_steps=settings.steps, batch_size=min(settings.batch_size, len(clips)),
+        max_steps=steps, batch_size=min(settings.batch_size, len(clips)),
         accumulate_steps=settings.accumulate_steps, lr=settings.lr,
         warmup_steps=settings.warmup_steps, weight_decay=settings.weight_decay, grad_clip=settings.grad_clip,
         betas=(0.9, 0.999), precision=settings.precision, accelerator=settings.accelerator,
@@ -382,8 +424,11 @@ def run_finetuning(
     if is_global_zero():
         out_dir.mkdir(parents=True, exist_ok=True)
         write_run_settings(out_dir / SETTINGS_FILE, settings)
+    settings = replace(settings, steps=steps)  # what this run trains for (model.json records it)
     started = time.perf_counter()
-    data = _LabelledClips(clips, targets)
+    data: Dataset = _LabelledClips(clips, targets)
+    if settings.recipe == "mobilenet":
+        data = MelClips(data, backbone.front_end)  # each clip's log-mel computed once
     if settings.dual_head:
         data = _first_stage(task, data, clips, label_map, settings, train_settings, out_dir, resume=resume,
                             progress=progress)
@@ -468,13 +513,15 @@ def _write_model(
         files["encoder"] = _ENCODER_FILE
         _save_tensors(_prefixed(task.head, "head") | _prefixed(task.ssl_head, "ssl_head"), out_dir / _HEAD_FILE)
     else:
-        assert isinstance(task, AttributeTask)
+        assert isinstance(task, (AttributeTask, MobileNetAttributeTask))
         backbone = task.backbone
         description.update({
             "pooling": settings.pooling, "projection_dim": settings.projection_dim,
             "projection_layers": settings.projection_layers, "target_frames": target_frames,
             "lora": {"rank": settings.lora_rank, "alpha": settings.lora_alpha, "mlp": settings.lora_mlp},
         })
+        if isinstance(task, MobileNetAttributeTask):
+            description["embed_layer"] = settings.embed_layer
         if settings.mode == "full":
             save_encoder(backbone.encoder, out_dir / _ENCODER_FILE, preset=settings.preset, source="finetune",
                          extra=recorded)
@@ -520,6 +567,20 @@ def _load_into(module: nn.Module | None, state: Mapping[str, Tensor], prefix: st
         raise CheckpointError(f"{path}: {prefix} weights do not fit: {error}") from None
 
 
+def _eat_weights(model_dir: Path, description: Mapping[str, Any]) -> str | None:
+    """The encoder file an EAT model folder starts from: its own (full mode) or its checked base."""
+    if description["mode"] == "full":
+        return str(model_dir / description["files"]["encoder"])
+    base = description["base"]
+    weights = base["path"]
+    if weights is not None:
+        if not Path(weights).is_file():
+            raise CheckpointError(f"{model_dir / MODEL_FILE}: base encoder {weights} not found")
+        if sha256_file(weights) != base["sha256"]:
+            raise CheckpointError(f"{weights}: the base encoder changed since {model_dir} was trained (sha256)")
+    return weights
+
+
 def load_finetuned_backbone(
     model_dir: str | os.PathLike, *, device: str | torch.device = "cpu", level: Level | None = None
 ) -> Backbone:
@@ -549,17 +610,11 @@ def load_finetuned_backbone(
         return backbone.to(device).eval()
     settings = FinetuneSettings(**{**description["settings"], "drop_path": 0.0})
     mode = description["mode"]
-    if mode == "full":
-        weights = str(model_dir / files["encoder"])
+    if description["recipe"] == "mobilenet":
+        backbone = _build_mobilenet(settings, weights=str(model_dir / files["encoder"]))
     else:
-        base = description["base"]
-        weights = base["path"]
-        if weights is not None:
-            if not Path(weights).is_file():
-                raise CheckpointError(f"{model_dir / MODEL_FILE}: base encoder {weights} not found")
-            if sha256_file(weights) != base["sha256"]:
-                raise CheckpointError(f"{weights}: the base encoder changed since {model_dir} was trained (sha256)")
-    backbone = _build_eat(settings, weights=weights, target_frames=description["target_frames"])
+        backbone = _build_eat(settings, weights=_eat_weights(model_dir, description),
+                              target_frames=description["target_frames"])
     if mode == "lora":
         from asdlab.training.lora import apply_lora, load_lora_state, merge_lora
 

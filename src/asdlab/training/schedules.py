@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 
 from torch import nn
 
-__all__ = ["cosine_with_warmup", "parameter_groups", "eat_layer_id"]
+__all__ = ["cosine_with_warmup", "steps_for_epochs", "parameter_groups", "eat_layer_id"]
 
 # Parameter names that never get weight decay even when they are not 1-D (EAT: CLS token (1, 1, D);
 # BEATs: the per-head gate scale (1, H, 1, 1) and the position conv's weight-norm gain (1, 1, K), norm-like scales).
@@ -30,6 +30,16 @@ def cosine_with_warmup(step: int, *, warmup_steps: int, total_steps: int, min_ra
     span = max(total_steps - warmup_steps, 1)
     progress = min(max(step - warmup_steps, 0) / span, 1.0)
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def steps_for_epochs(max_steps: int, epochs: float | None, n_examples: int, batch_size: int) -> int:
+    """Updates for `epochs` passes over `n_examples` in batches of min(batch_size, n_examples), rounded
+    up and at most `max_steps`; `max_steps` when `epochs` is None (training time then grows with the data
+    only through the cost of a step, and a small set is seen many more times than a large one)."""
+    if epochs is None:
+        return max_steps
+    batch = max(1, min(batch_size, n_examples))
+    return max(1, min(max_steps, math.ceil(epochs * n_examples / batch)))
 
 
 def _decays(name: str, parameter: nn.Parameter) -> bool:

@@ -139,3 +139,35 @@ def test_download_verifies_the_hash(tmp_path):
     with pytest.raises(CheckpointError, match="does not match"):
         download_mn04_weights(tmp_path / "other", url=source.as_uri(), sha256="0" * 64)
     assert not any((tmp_path / "other").iterdir())
+
+
+def test_layer_level_embeddings_and_band_pooling():
+    torch.manual_seed(2)
+    full = mobilenet_mn04().eval()
+    mid = mobilenet_mn04(embed_layer=10).eval()
+    mid.load_state_dict(full.state_dict(), strict=True)  # the same network: only the embedded layer differs
+    mel = torch.randn(2, 1, 128, 96)
+    with torch.no_grad():
+        maps = full.feature_maps(mel)
+        fmap = mid.forward_features(mel)
+        assert torch.equal(fmap, maps[10])
+        assert torch.equal(mid(mel), full(mel))  # the AudioSet head still uses the last layer
+        band = mid.pool(fmap, "band-mean")
+    # layer 10: 80 x 0.4 = 32 channels, 128 bins halved by the stem and three stride-2 blocks = 8 bands
+    assert fmap.shape == (2, 32, 8, 6) and (mid.embed_dim, mid.embed_bands) == (32, 8)
+    assert band.shape == (2, mid.pooled_dim("band-mean")) == (2, 256) and mid.pooled_dim("mean") == 32
+    # channel-major flattening: value (c, f) sits at c * 8 + f
+    assert torch.allclose(band[1, 5 * 8 + 3], fmap[1, 5, 3].mean())
+    assert torch.allclose(mid.embed(mel), fmap.mean(dim=(2, 3)))
+    assert (full.embed_layer, full.embed_bands, full.pooled_dim("band-mean")) == (16, 4, 1536)
+
+
+def test_layer_and_pooling_errors():
+    with pytest.raises(ConfigError, match="embed_layer=17 is not a layer index of the 17 feature layers"):
+        mobilenet_mn04(embed_layer=17)
+    model = mobilenet_mn04(embed_layer=-1)
+    assert model.embed_layer == 16
+    with pytest.raises(ConfigError, match="must be one of mean, band-mean, got 'max'"):
+        model.pooled_dim("max")
+    with pytest.raises(ValueError, match="band-mean expects 4 frequency rows \\(128 mel bins\\), got 2"):
+        model.pool(torch.zeros(1, 384, 2, 3), "band-mean")
