@@ -20,7 +20,7 @@ COMMANDS: dict[str, str] = {
     "report": "write a static HTML report: score tables, ROC curves, histograms, training curves",
     "pseudo_label": "cluster the clips of machines without attributes into pseudo-attributes (Ward linkage)",
     "pretrain": "domain-adaptive self-supervised pre-training (EAT's UFO objective; TATS for BEATs) on machine sounds",
-    "finetune": "fine-tune an encoder on machine-attribute classes (EAT, SSLAM, BEATs or the two-branch CNN)",
+    "finetune": "fine-tune an encoder on machine-attribute classes (EAT, SSLAM, BEATs, the two-branch CNN or the AudioSet MobileNet)",
     "run": "run an experiment (data, DAP, pseudo-labels, fine-tuning, scoring, report) from a config",
     "fit": "train a detector on the normal train/ clips of a dataset root",
     "export": "write a detector as one .asdlab file that score, serve and load_detector accept",
@@ -29,9 +29,9 @@ COMMANDS: dict[str, str] = {
 
 DEFAULT_RECIPE = "two-branch-cnn"  # asdlab.pipeline.fit.DEFAULT_RECIPE
 EAT_TARGET_FRAMES = 1024  # asdlab.features.normalize.EAT_TARGET_FRAMES
-BACKENDS = ("dads-knn", "density-knn", "kmeans", "knn", "mahalanobis", "smote-knn")  # backends.registry
-MACHINE_NAMES = ("SynFan", "SynPump", "SynGear", "SynSlider", "SynBearing", "SynCompressor")  # data.synth
-AUTO_RULES = ("silhouette", "calinski-harabasz", "jump", "gap")  # asdlab.pseudo.count.AUTO_RULES
+BACKENDS = ("dads-knn", "density-knn", "domain-norm-knn", "kmeans", "knn", "mahalanobis", "smote-knn")  # backends.registry
+MACHINE_NAMES = ("SynFan", "SynValve", "SynGear", "SynSlider", "SynPump", "SynBearing", "SynCompressor")  # data.synth
+AUTO_RULES = ("silhouette", "calinski-harabasz", "jump", "gap", "elbow")  # asdlab.pseudo.count.AUTO_RULES
 NORMALIZATIONS = ("none", "l2", "pca-whiten")  # asdlab.pseudo.ward.NORMALIZATIONS
 WEIGHTS_FILE = "weights.json"  # asdlab.pipeline.ensemble.WEIGHTS_FILE
 
