@@ -51,7 +51,7 @@ def test_each_member_trained_its_own_backbone(report_run):
 def test_acp_weights_are_tuned_on_one_machine_type_and_held_out_on_the_other(report_run):
     acp = next(r for r in report_run.results if r.variant == "acp")
     record = json.loads((acp.scores_dir.parent / "acp.json").read_text())
-    assert record["tune_machines"] == ["SynFan"] and record["held_out_machines"] == ["SynPump"]
+    assert record["tune_machines"] == ["SynFan"] and record["held_out_machines"] == ["SynValve"]
     assert record["official_score_tuned"] >= record["official_score_tuned_equal_weights"]
     weights = json.loads((acp.scores_dir / "weights.json").read_text())
     assert sorted(weights) == sorted(MEMBERS) and weights == pytest.approx(record["weights"])
@@ -62,8 +62,8 @@ def test_acp_needs_machine_types_on_both_sides(report_run, tmp_path):
     by_name = {r.variant: r for r in report_run.results}
     members = {m: StageRun("scores", m, by_name[m].scores_dir.parent, True, 0.0) for m in ("beats", "resnet")}
     truth = next((report_run.out_dir / "cache").glob("synth-*")) / "data"
-    spec = EnsembleSpec(members=("beats", "resnet"), weights="acp", tune_machines=("SynFan", "SynPump"))
-    with pytest.raises(ConfigError, match=r"acp tunes on \['SynFan', 'SynPump'\] and holds out \[\]"):
+    spec = EnsembleSpec(members=("beats", "resnet"), weights="acp", tune_machines=("SynFan", "SynValve"))
+    with pytest.raises(ConfigError, match=r"acp tunes on \['SynFan', 'SynValve'\] and holds out \[\]"):
         run_ensemble_stage(spec, members, cache_root=tmp_path, ground_truth=truth)
     with pytest.raises(ConfigError, match="tune_machines and search_steps apply to weights: acp only"):
         check_ensembles({"e": EnsembleSpec(members=("a", "b"), tune_machines=("SynFan",))}, ["a", "b"], where="x")
@@ -89,4 +89,4 @@ def test_beats_runs_the_papers_pipeline(tmp_path):
     assert result.results[0].summary is not None
     clustering = json.loads(next((tmp_path / "run" / "cache").glob("pseudo-*/clustering.json")).read_text())
     assert clustering["settings"]["backbone"] == "beats-tiny"
-    assert [g["machine"] for g in clustering["groups"]] == ["SynPump"]
+    assert [g["machine"] for g in clustering["groups"]] == ["SynValve"]

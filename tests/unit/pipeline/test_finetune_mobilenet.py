@@ -93,5 +93,5 @@ def test_pseudo_stage_is_skipped_when_every_machine_has_attributes(tmp_path):
     overrides = {"backbone.weights": None, **{f"finetune.{k}": v for k, v in TINY.items()},
                  "backbone.options": {"embed_layer": 6}}
     fit_detector(root, tmp_path / "model", recipe="mn04-arcface", overrides=overrides, log=lines.append)
-    assert "  pseudo: skipped (every machine type has attributes)" in lines
+    assert "  pseudo: skipped (every machine type's training clips carry attributes)" in lines
     assert not list((tmp_path / "model.work").glob("pseudo-*"))
