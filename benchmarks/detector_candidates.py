@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import logging
+import os
 import platform
 import sys
 import time
@@ -39,20 +40,16 @@ from asdlab.data.synth import generate_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
-MN04 = sorted((folds.SHARED_DATA.parent / "models" / "efficientat-mn04").glob("*.pt"))
+MN04_DIR = folds.SHARED_DATA.parent / "models" / "efficientat-mn04"
 ATTRIBUTES = ("shown", "hidden")
 
 
 def load_candidates(path: Path) -> tuple[dict[str, tuple[System, str]], dict[str, list[str]]]:
     """{name: (System, "both" | "hidden")} and {ensemble: [member names]} from the YAML list."""
     spec = yaml.safe_load(path.read_text())
-    mn04 = str(MN04[0]) if MN04 else None
     candidates = {}
     for name, entry in spec["candidates"].items():
-        overrides = {k: (mn04 if v == "{mn04}" else v) for k, v in (entry.get("overrides") or {}).items()}
-        if None in overrides.values():
-            print(f"{name}: skipped (mn04 weights not found under ../shared/models)")
-            continue
+        overrides = dict(entry.get("overrides") or {})
         recipe = entry["recipe"]
         if recipe.endswith(".yaml") and not Path(recipe).is_absolute():
             recipe = str(HERE / recipe)
@@ -150,6 +147,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
+    os.environ.setdefault("ASDLAB_WEIGHTS_DIR", str(MN04_DIR))  # `weights: pretrained` without a download
     candidates, ensembles = load_candidates(args.list)
     if args.candidates:
         candidates = {k: v for k, v in candidates.items() if k in args.candidates}

@@ -69,7 +69,7 @@ def fit(
     Args:
         data_root: `<root>/<Machine>/train/*.wav` or a DCASE root (`dev_data/raw/<Machine>/train`).
         model_dir: detector folder to write.
-        recipe: shipped recipe name or YAML file; None = the default CPU recipe ("two-branch-cnn").
+        recipe: shipped recipe name or YAML file; None = the default recipe ("mn04-arcface", `asdlab.pipeline.fit.DEFAULT_RECIPE`).
         overrides: recipe changes, e.g. `["finetune.max_steps=200"]`.
         seed: training seed.
 

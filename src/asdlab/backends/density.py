@@ -5,6 +5,7 @@ Per domain bank B with real training clips C_B (m = `density_neighbors`, k = `n_
                (a real clip: leave-self-out; a synthetic point: its origin clip left out)
     c_B      = median over x in C_B of  mean of the k smallest d(x, x') / rho_B(x'), x' in C_B, x' != x
     s_B(q)   = (1 / c_B) * mean of the k smallest d(q, r) / rho_B(r), r in B;     s(q) = min_B s_B(q)
+A domain with a single clip has no density: its reference takes the median c_B * rho_B of the other banks.
 DADS-kNN uses the same score after synthesising target references (see `smote`):
     T* = T  U  {t + u (t' - t): t' among t's nearest targets, u ~ U(0, 1)}
             U  {t + u (s - t): s among t's nearest source clips, u ~ U(0, max_fraction)}
@@ -80,10 +81,10 @@ def _density_bank(backend, name: str, refs, parents, n_original: int, k: int) ->
     """Bank with scale c_B * rho_B(r): real-clip densities, calibrated by the real clips' median LOO ratio."""
     if n_original < k:
         raise DataError(f"n_neighbors={k} but domain {name!r} has only {n_original} training clips")
-    if n_original < 2:
-        raise DataError(f"domain {name!r} has a single training clip: its density (distance to its neighbours) is undefined")
     parents = np.asarray(parents, dtype=np.int64)
     search = backend._new_search().fit(refs)
+    if n_original < 2:  # no neighbour to define a density: `_borrow_single_clip_scales` sets the scale
+        return Bank(name, search, parents, n_original, None)
     real = backend._new_search().fit(search.references_[:n_original])
     rho = _real_clip_scale(real, search.references_, parents, backend.density_neighbors)
     real_bank = Bank(name, real, parents[:n_original], n_original, rho[:n_original])
@@ -91,6 +92,21 @@ def _density_bank(backend, name: str, refs, parents, n_original: int, k: int) ->
     calibration = float(np.median(loo[np.isfinite(loo)]))
     calibration = max(calibration, np.finfo(np.float64).tiny) if np.isfinite(calibration) else 1.0
     return Bank(name, search, parents, n_original, rho * calibration)
+
+
+def _borrow_single_clip_scales(banks: list[Bank]) -> list[Bank]:
+    """A single-clip domain (no neighbour, so no density of its own) takes the median scale of the other
+    domains' references: its distances are read in the units of the machine's other banks. This happens
+    with 1-2 target clips, e.g. in the leave-one-out folds of the training scores."""
+    known = [bank.scale for bank in banks if bank.scale is not None]
+    if not known:
+        names = [bank.name for bank in banks]
+        raise DataError(f"every domain ({names}) has a single training clip: a density (distance to a "
+                        "neighbour) needs at least two clips in one domain")
+    borrowed = float(np.median(np.concatenate(known)))
+    return [bank if bank.scale is not None else
+            Bank(bank.name, bank.search, bank.parents, bank.n_original, np.full(len(bank.parents), borrowed))
+            for bank in banks]
 
 
 class DensityKNNBackend(BankBackend):
@@ -123,12 +139,13 @@ class DensityKNNBackend(BankBackend):
 
         Raises:
             ConfigError: bad hyper-parameters.
-            DataError: bad X / domains; a domain with fewer than k clips or a single clip.
+            DataError: bad X / domains; a domain with fewer than k clips; every domain with a single clip.
         """
         k = _check_common(self)
         X = as_float_matrix(X, "X")
         names, groups = split_domains(domains, len(X))
-        self.banks_ = [_density_bank(self, str(name), X[rows], rows, len(rows), k) for name, rows in zip(names, groups)]
+        self.banks_ = _borrow_single_clip_scales(
+            [_density_bank(self, str(name), X[rows], rows, len(rows), k) for name, rows in zip(names, groups)])
         self.n_features_in_ = X.shape[1]
         self.n_samples_fit_ = len(X)
         return self
@@ -182,7 +199,7 @@ class DADSKNNBackend(BankBackend):
 
         Raises:
             ConfigError: bad hyper-parameters.
-            DataError: bad X / domains; a domain with fewer than k clips or a single clip.
+            DataError: bad X / domains; a domain with fewer than k clips; every domain with a single clip.
         """
         k = _check_common(self)
         check_non_negative_int("n_synthetic", self.n_synthetic)
@@ -216,6 +233,7 @@ class DADSKNNBackend(BankBackend):
                     refs.append(synthetic)
                     parents.append(rows[origin])
             self.banks_.append(_density_bank(self, str(name), np.concatenate(refs), np.concatenate(parents), len(rows), k))
+        self.banks_ = _borrow_single_clip_scales(self.banks_)
         self.n_features_in_ = X.shape[1]
         self.n_samples_fit_ = len(X)
         return self

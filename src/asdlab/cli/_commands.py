@@ -27,7 +27,7 @@ COMMANDS: dict[str, str] = {
     "serve": "serve a detector over HTTP: POST /v1/score, GET /v1/detector, /health, /metrics, a page at /",
 }
 
-DEFAULT_RECIPE = "two-branch-cnn"  # asdlab.pipeline.fit.DEFAULT_RECIPE
+DEFAULT_RECIPE = "mn04-arcface"  # asdlab.pipeline.fit.DEFAULT_RECIPE
 EAT_TARGET_FRAMES = 1024  # asdlab.features.normalize.EAT_TARGET_FRAMES
 BACKENDS = ("dads-knn", "density-knn", "domain-norm-knn", "kmeans", "knn", "mahalanobis", "smote-knn")  # backends.registry
 MACHINE_NAMES = ("SynFan", "SynValve", "SynGear", "SynSlider", "SynPump", "SynBearing", "SynCompressor")  # data.synth

@@ -89,8 +89,21 @@ def test_training_scores_exclude_own_synthetic_points():
 
 
 def test_density_errors():
-    with pytest.raises(DataError, match="single training clip"):
-        DensityKNNBackend().fit(GRID[:3], domains=["source", "source", "target"])
+    with pytest.raises(DataError, match=r"every domain \(\['source', 'target'\]\) has a single training clip"):
+        DensityKNNBackend().fit(GRID[:2], domains=["source", "target"])
+
+
+@pytest.mark.parametrize("backend", [DensityKNNBackend, DADSKNNBackend])
+def test_a_single_clip_domain_borrows_the_median_scale_of_the_others(backend):
+    # Source clips at 0, 1, 3 on a line: rho (m = 1) = 1, 1, 2; each clip's LOO ratio 1/1, 1/1, 2/1 -> c = 1,
+    # so the source scales are 1, 1, 2 and the lone target clip at 10 takes their median, 1.
+    X = np.array([[0.0], [1.0], [3.0], [10.0]])
+    fitted = backend(metric="euclidean", density_neighbors=1, **({"n_cross": 0} if backend is DADSKNNBackend else {}))
+    fitted.fit(X, domains=["source", "source", "source", "target"])
+    np.testing.assert_allclose(fitted.banks_[0].scale, [1.0, 1.0, 2.0])
+    np.testing.assert_allclose(fitted.banks_[1].scale, [1.0])
+    # a query at 12: 2 from the target clip (scale 1) and 9 / 2 from the source clip at 3 (scale 2)
+    np.testing.assert_allclose(fitted.score_samples(np.array([[12.0]])), [2.0])
 
 
 def test_dense_source_and_sparse_target_banks_are_comparable():
