@@ -47,14 +47,15 @@ def test_demo_runs_the_demo_recipe_and_prints_every_table(tmp_path, capsys):
             "data.test_per_group=4", "data.duration_s=0.5", "report=false",
             "variants.dap-pseudo-arcface.pretrain.steps=2", "variants.dap-pseudo-arcface.pretrain.warmup_steps=1",
             "variants.dap-pseudo-arcface.finetune.steps=2", "variants.dap-pseudo-arcface.finetune.warmup_steps=1",
-            "variants.two-branch-cnn.finetune.preset=two-branch-cnn-small", "variants.two-branch-cnn.finetune.steps=2"]
+            "variants.two-branch-cnn.finetune.preset=two-branch-cnn-small", "variants.two-branch-cnn.finetune.steps=2",
+            "variants.detector.finetune.steps=2"]
     args = ["demo", "--out", str(tmp_path)] + [item for o in tiny for item in ("--set", o)]
     assert main(args) == 0
     out = capsys.readouterr().out
-    for variant in ("dap-pseudo-arcface", "two-branch-cnn", "baseline"):
+    for variant in ("detector", "dap-pseudo-arcface", "two-branch-cnn", "baseline"):
         assert f"== {variant} (seed 0)" in out
         assert f"| {variant} | 1 |" in out
-    assert out.count("official score:") == 3
+    assert out.count("official score:") == 4
     assert re.search(r"pseudo-attributes Syn\w+/00: K=\d+ \(true \d+\), ARI", out)
     # a second run reuses every stage
     assert main(args) == 0
