@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-COMMANDS = ["synth", "evaluate", "demo", "score", "ensemble", "embed", "report", "pseudo-label", "pretrain",
-            "finetune", "run", "fit"]
+from asdlab.cli._commands import COMMANDS as _MODULES  # torch-free: the list `asdlab --help` shows
+
+COMMANDS = [module.replace("_", "-") for module in _MODULES]
 
 
 def _asdlab() -> list[str]:
