@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # faiss reports at INFO which CPU build it tried, several lines per process
+        logging.getLogger("faiss").setLevel(logging.WARNING)
     once = _OncePerCommand()
     handlers = list(logging.getLogger().handlers)
     for handler in handlers:
