@@ -4,7 +4,7 @@ Runs `asdlab run ensemble-report --synthetic` (its `small_scale` sizes: beats-ti
 weights, 150 fine-tuning steps of 16 clips, 60 continued pre-training steps; the two-branch CNN, 300 steps,
 as the ResNet member)
 and writes one table: the official score (%) over all four machine types, over the two the ACP weights were
-tuned on (SynFan, SynGear) and over the two held out (SynPump, SynSlider), mean ± std over seeds, plus the
+tuned on (SynFan, SynGear) and over the two held out (SynValve, SynSlider), mean ± std over seeds, plus the
 ACP weights of each seed. Only the held-out columns can compare the ACP ensemble with its members fairly.
 
     python benchmarks/ensemble_report_synthetic.py --seeds 0 --out runs/ensemble-report-synthetic
