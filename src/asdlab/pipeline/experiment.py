@@ -8,8 +8,6 @@ depends on it. `build_system` (the stages up to the embedding model) is also wha
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import os
@@ -30,11 +28,21 @@ from asdlab.data.index import index_dataset
 from asdlab.data.synth import generate_dataset
 from asdlab.encoders.pretrained import resolve_weights
 from asdlab.errors import ConfigError
-from asdlab.metrics.dcase import EvaluationSummary, official_score
+from asdlab.metrics.dcase import EvaluationSummary
 from asdlab.pipeline.backbones import BackboneSpec
 from asdlab.pipeline.cache import StageRun, run_stage
 from asdlab.pipeline.config_io import apply_overrides, from_dict, parse_override, read_yaml, to_dict
 from asdlab.pipeline.experiment_ensembles import EnsembleSpec, check_ensembles, run_ensemble_stage
+from asdlab.pipeline.experiment_results import (
+    COLUMNS,
+    ExperimentResult,
+    VariantResult,
+    format_results_table,
+    pseudo_agreement,
+    score_columns,
+    summary_rows,
+    write_results_csv,
+)
 from asdlab.pipeline.finetune import FinetuneSettings, run_finetuning
 from asdlab.pipeline.pretrain import PretrainSettings, run_pretraining
 from asdlab.pipeline.pseudo_label import PseudoLabelSettings, run_pseudo_labeling
@@ -370,44 +378,6 @@ def _needs_pseudo_labels(data_root: Path, settings: PseudoLabelSettings) -> bool
 # Scoring, tables, the whole experiment
 
 
-@dataclass(frozen=True)
-class VariantResult:
-    """One variant at one seed: where its scores are, its evaluation and the pseudo-label agreement."""
-
-    variant: str
-    seed: int
-    scores_dir: Path
-    summary: EvaluationSummary | None
-    columns: dict[str, float | None]
-    pseudo_agreement: dict[str, dict[str, Any]] = field(default_factory=dict)
-    training_logs: dict[str, Path] = field(default_factory=dict)
-    maps: tuple[Path, ...] = ()
-
-
-@dataclass(frozen=True)
-class ExperimentResult:
-    """Every variant x seed, and the files written."""
-
-    out_dir: Path
-    results: tuple[VariantResult, ...]
-    table_path: Path
-    report_path: Path | None = None
-
-
-_COLUMNS = ("Dev", "Eval", "NoAttr", "All")
-
-
-def score_columns(summary: EvaluationSummary, *, eval_machines: set[str], no_attribute: set[str]) -> dict[str, float | None]:
-    """Official scores (%) over machine subsets: the paper's Dev / Eval / NoAttr / All columns."""
-    groups = {
-        "Dev": [r for r in summary.rows if r.machine not in eval_machines],
-        "Eval": [r for r in summary.rows if r.machine in eval_machines],
-        "NoAttr": [r for r in summary.rows if r.machine in no_attribute],
-        "All": list(summary.rows),
-    }
-    return {name: (100 * official_score(rows, rule=summary.rule) if rows else None) for name, rows in groups.items()}
-
-
 def _machine_groups(data_root: Path) -> tuple[set[str], set[str]]:
     """(machines of the eval set, machines whose train clips carry no attribute)."""
     records = index_dataset(data_root, splits=("train",))
@@ -461,58 +431,6 @@ def score_system(
     return run, summary
 
 
-def _pseudo_agreement(pseudo_dir: Path | None) -> dict[str, dict[str, Any]]:
-    """Per machine/section: chosen K, true K, ARI, NMI from the pseudo stage's clustering.json."""
-    if pseudo_dir is None or not (pseudo_dir / "clustering.json").exists():
-        return {}
-    record = json.loads((pseudo_dir / "clustering.json").read_text())
-    out = {}
-    for group in record.get("groups", []):
-        agreement = group.get("agreement") or {}
-        out[f"{group['machine']}/{group['section']}"] = {
-            "k": group.get("n_clusters"), "true_k": group.get("true_k"),
-            "ari": agreement.get("ari"), "nmi": agreement.get("nmi"),
-        }
-    return out
-
-
-def summary_rows(results: Sequence[VariantResult]) -> tuple[list[str], list[list[str | int]]]:
-    """Column names and one row per variant: seeds, then (Dev, Eval, NoAttr, All) as mean ± std in %."""
-    present = [c for c in _COLUMNS if any(r.columns.get(c) is not None for r in results)]
-    table = []
-    for variant in dict.fromkeys(r.variant for r in results):
-        rows = [r for r in results if r.variant == variant]
-        cells: list[str | int] = [variant, len(rows)]
-        for column in present:
-            values = [r.columns[column] for r in rows if r.columns.get(column) is not None]
-            if not values:
-                cells.append("–")
-            elif len(values) == 1:
-                cells.append(f"{values[0]:.2f}")
-            else:
-                cells.append(f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}")
-        table.append(cells)
-    return ["variant", "seeds", *present], table
-
-
-def format_results_table(results: Sequence[VariantResult]) -> str:
-    """Variants x (Dev, Eval, NoAttr, All) as mean ± std over seeds, in percent (markdown)."""
-    columns, rows = summary_rows(results)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _write_results_csv(results: Sequence[VariantResult], path: Path) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["variant", "seed", *_COLUMNS, "scores_dir"])
-    for r in results:
-        writer.writerow([r.variant, r.seed, *("" if r.columns.get(c) is None else f"{r.columns[c]:.4f}" for c in _COLUMNS),
-                         str(r.scores_dir)])
-    atomic_write_text(path, buffer.getvalue())
-
-
 @dataclass(frozen=True)
 class _Run:
     """What every variant and seed of one `run_experiment` call shares."""
@@ -542,7 +460,7 @@ def _run_variant(name: str, config: ExperimentConfig, seed: int, run: _Run) -> t
             if (s.directory / "train_log.csv").exists()}
     maps = tuple(sorted(build.pseudo_dir.glob("*.png"))) if build.pseudo_dir is not None else ()
     result = VariantResult(variant=name, seed=seed, scores_dir=scores.directory / "scores", summary=summary,
-                           columns=run.columns(summary), pseudo_agreement=_pseudo_agreement(build.pseudo_dir),
+                           columns=run.columns(summary), pseudo_agreement=pseudo_agreement(build.pseudo_dir),
                            training_logs=logs, maps=maps)
     return result, scores
 
@@ -601,7 +519,7 @@ def run_experiment(
     results = sorted(per_seed, key=lambda r: order[r.variant])  # stable: by variant, then seed
     table = format_results_table(results)
     atomic_write_text(out_dir / "results.md", table + "\n")
-    _write_results_csv(results, out_dir / "results.csv")
+    write_results_csv(results, out_dir / "results.csv")
     report_path = None
     if config.report:
         report_path = write_experiment_report(config, results, out_dir / "report", data_root=data_root)
@@ -619,7 +537,7 @@ def write_experiment_report(
     """The HTML report of an experiment: results table, per-system ROC/histograms, curves, maps."""
     from asdlab.report.html import ReportImage, ReportSystem, ReportTable, write_report
 
-    present = [c for c in _COLUMNS if any(r.columns.get(c) is not None for r in results)]
+    present = [c for c in COLUMNS if any(r.columns.get(c) is not None for r in results)]
     rows = [[r.variant, r.seed, *(r.columns.get(c) for c in present)] for r in results]
     summary_columns, summary = summary_rows(results)
     tables = [ReportTable(title="Official score (%), mean ± std over seeds", columns=summary_columns, rows=summary),
