@@ -143,6 +143,15 @@ class Detector:
                 )
             return self._cache[key]
 
+    def fit_references(self) -> None:
+        """Fit every (machine, section)'s scoring reference now instead of on first use.
+
+        Raises:
+            DataError: a machine whose training clips the backend cannot fit (too few clips), named.
+        """
+        for machine, section in self.machines:
+            self.reference(machine, section)
+
     def resolve_section(self, machine: str, section: str | None = None) -> str:
         """`section`, or the machine's only section when None.
 

@@ -72,3 +72,15 @@ def test_python_api_fits_one_section_and_scores_without_evaluation(own_root, tmp
     assert scored.keys() == nearest.keys()
     np.testing.assert_allclose([scored[n] for n in sorted(scored)], [nearest[n] for n in sorted(scored)],
                                rtol=1e-4, atol=1e-5)
+
+
+def test_fit_refuses_a_machine_with_too_few_clips_and_writes_nothing(own_root, tmp_path, monkeypatch, capsys):
+    root = tmp_path / "one" / "MyPump"
+    (root / "train").mkdir(parents=True)
+    shutil.copy(sorted((own_root / "MyPump" / "train").iterdir())[0], root / "train" / "only.wav")
+    monkeypatch.setattr(cli_main, "_COMMAND_MODULES", ("fit",))
+    model = tmp_path / "model"
+    assert cli_main.main(["fit", str(tmp_path / "one"), "--recipe", "baseline", "--out", str(model)]) == 2
+    error = capsys.readouterr().err
+    assert "MyPump section 00 (1 training clip(s): source 1)" in error and "at least 2" in error
+    assert not model.exists()

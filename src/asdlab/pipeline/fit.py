@@ -66,7 +66,8 @@ def fit_detector(
 
     Raises:
         ConfigError: unknown recipe, a recipe with several variants, bad overrides.
-        DataError: no training clips under `data_root`.
+        DataError: no training clips under `data_root`; a machine with too few for the scoring backend
+            (at least 2; density-normalised backends at least 3 in one domain), named.
     """
     config = load_experiment_config(recipe, overrides=overrides)
     if config.variants:
@@ -86,6 +87,8 @@ def fit_detector(
     extraction = extract_embeddings(records, backbone, sample_rate=backbone.sample_rate, device=device)
     if extraction.failures:  # each one was logged once, with its reason, when it was met
         log(f"{len(extraction.failures)} training clip(s) could not be used and were left out")
+    # a detector that cannot score (e.g. too few clips for the backend) is refused here, not at its first use
+    Detector(Path(model_dir), build.backbone, config.scoring, extraction.table).fit_references()
     info = {"data_root": str(Path(root).resolve()), "seed": seed, "config": to_dict(config), **provenance()}
     detector = save_detector(model_dir, backbone=build.backbone, train=extraction.table, scoring=config.scoring,
                              recipe=config.name, info=info)

@@ -100,6 +100,9 @@ def _out_of_fold_scores(
     n_folds: int,
     seed: int,
 ) -> NDArray[np.float64]:
+    if len(X) < 2:
+        raise DataError(f"out-of-fold training scores (for the decision threshold) need at least 2 training clips, "
+                        f"got {len(X)}")
     rng = np.random.default_rng(seed)
     fold = np.empty(len(X), dtype=np.int64)
     for domain in np.unique(domains):
@@ -110,7 +113,11 @@ def _out_of_fold_scores(
         held_out = fold == k
         if held_out.all() or not held_out.any():
             continue
-        backend = make_backend().fit(X[~held_out], domains=domains[~held_out])
+        try:
+            backend = make_backend().fit(X[~held_out], domains=domains[~held_out])
+        except DataError as error:
+            raise DataError(f"out-of-fold training scores (for the decision threshold) fit the backend on "
+                            f"{int((~held_out).sum())} of the {len(X)} training clips, and it cannot: {error}") from error
         scores[held_out] = backend.score_samples(X[held_out])
     return scores
 
@@ -178,18 +185,22 @@ def fit_machine_reference(
         raise DataError(f"a machine reference is fitted on one (machine, section), got {sorted(pairs)}")
     machine, section = pairs.pop()
     train_domains = np.where(train.domain == "", "source", train.domain)
-    backend = make_backend().fit(train.embeddings, domains=train_domains)
-    train_scores = _out_of_fold_scores(
-        make_backend, train.embeddings, train_domains, n_folds=min(n_folds, len(train)), seed=seed
-    )
-    normalizer = None
-    if normalization != "none":
-        normalizer = ScoreNormalizer(normalization).fit(train_scores)
-        train_scores = normalizer.transform(train_scores)
+    try:  # too few clips fail in one of these three; the message names the machine and its clips
+        backend = make_backend().fit(train.embeddings, domains=train_domains)
+        train_scores = _out_of_fold_scores(
+            make_backend, train.embeddings, train_domains, n_folds=min(n_folds, len(train)), seed=seed
+        )
+        normalizer = None
+        if normalization != "none":
+            normalizer = ScoreNormalizer(normalization).fit(train_scores)
+            train_scores = normalizer.transform(train_scores)
+        threshold = float(fit_threshold(train_scores, method=threshold_method))
+    except DataError as error:
+        counts = ", ".join(f"{d} {int((train_domains == d).sum())}" for d in np.unique(train_domains))
+        raise DataError(f"{machine} section {section} ({len(train)} training clip(s): {counts}): {error}") from error
     return MachineReference(
         machine=machine, section=section, backend=backend, normalizer=normalizer,
-        train_filenames=train.filename, train_scores=train_scores,
-        threshold=float(fit_threshold(train_scores, method=threshold_method)),
+        train_filenames=train.filename, train_scores=train_scores, threshold=threshold,
     )
 
 

@@ -44,3 +44,29 @@ def test_each_machine_is_scored_against_its_own_training_clips(tmp_path):
         "decision_result_fan_section_00_test.csv",
         "decision_result_pump_section_00_test.csv",
     ]
+
+
+def _one_machine(n_train: int) -> EmbeddingTable:
+    table = _table(np.random.default_rng(1))
+    keep = (table.machine == "fan") & (table.split == "train") & (table.domain == "source")
+    return table.select(np.flatnonzero(keep)[:n_train])
+
+
+def test_too_few_training_clips_are_refused_naming_the_machine():
+    import pytest
+
+    from asdlab.backends.density import DensityKNNBackend
+    from asdlab.errors import DataError
+    from asdlab.pipeline.scoring import fit_machine_reference
+
+    with pytest.raises(DataError, match=r"fan section 00 \(1 training clip\(s\): source 1\): out-of-fold .* at least 2"):
+        fit_machine_reference(_one_machine(1), KNNBackend)
+    # two clips: equal out-of-fold distances, no Gamma fit for the default threshold; a percentile works
+    with pytest.raises(DataError, match=r"fan section 00 \(2 training clip\(s\): source 2\): .*Gamma"):
+        fit_machine_reference(_one_machine(2), KNNBackend)
+    assert len(fit_machine_reference(_one_machine(2), KNNBackend, threshold_method="percentile").train_scores) == 2
+    # density needs two clips in a bank, so its out-of-fold fits need three
+    with pytest.raises(DataError, match=r"fan section 00 \(2 training clip\(s\).*fit the backend on 1 of the 2"):
+        fit_machine_reference(_one_machine(2), DensityKNNBackend)
+    scores = fit_machine_reference(_one_machine(3), DensityKNNBackend).train_scores
+    assert len(scores) == 3 and np.isfinite(scores).all()
