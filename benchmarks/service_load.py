@@ -36,8 +36,9 @@ import soundfile as sf
 ASDLAB = [sys.executable, "-m", "asdlab.cli.main"]
 
 
-def build_detector(work: Path, duration_s: float) -> tuple[Path, list[Path]]:
-    """A two-branch-cnn-small detector (random weights: the cost of a trained one) on a synthetic machine."""
+def build_detector(work: Path, duration_s: float, kind: str = "default") -> tuple[Path, list[Path]]:
+    """The detector under load, on one synthetic machine: "default" = `asdlab fit` with its default recipe;
+    "cnn-small" = a two-branch-cnn-small with random weights (the cost of a trained one, no training)."""
     from asdlab.data.index import index_dataset
     from asdlab.data.synth import generate_dataset
     from asdlab.detector import save_detector
@@ -49,6 +50,11 @@ def build_detector(work: Path, duration_s: float) -> tuple[Path, list[Path]]:
 
     root = work / "data"
     generate_dataset(root, machines=1, train_source=30, train_target=4, test_per_group=4, duration_s=duration_s, seed=1)
+    if kind == "default":
+        from asdlab.pipeline.fit import fit_detector
+
+        fit_detector(root, work / "detector", log=lambda line: None)
+        return work / "detector", sorted(root.rglob("test/*.wav"))
     weights = work / "encoder.safetensors"
     save_encoder(build_backbone("two-branch-cnn-small", seed=0).encoder, weights, preset="two-branch-cnn-small")
     spec = BackboneSpec(preset="two-branch-cnn-small", weights=str(weights), level="rms")
@@ -150,11 +156,14 @@ def main() -> None:
     parser.add_argument("--bad-share", type=float, default=0.05, help="share of bad uploads")
     parser.add_argument("--duration-s", type=float, default=10.0, help="length of the good clips (DCASE: 10 s)")
     parser.add_argument("--max-request-mb", type=float, default=1.0, help="the server's body limit")
+    parser.add_argument("--detector", choices=("default", "cnn-small"), default="default",
+                        help="what is served: `asdlab fit`'s default recipe, fitted here, or a random-weight "
+                             "two-branch-cnn-small (the figures before the default changed)")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="service_load_"))
-    detector, clip_paths = build_detector(work, args.duration_s)
+    detector, clip_paths = build_detector(work, args.duration_s, args.detector)
     clips = [(p.name, p.read_bytes()) for p in clip_paths]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -179,7 +188,7 @@ def main() -> None:
                                 params={"machine": "SynFan", "filename": name}, timeout=60)
             expected[name] = answer.json()["results"][0]["score"]
         process = psutil.Process(server.pid)
-        report = {"clip_s": args.duration_s, "clip_bytes": len(clips[0][1]), "bad_share": args.bad_share,
+        report = {"detector": args.detector, "clip_s": args.duration_s, "clip_bytes": len(clips[0][1]), "bad_share": args.bad_share,
                   "cpu_count": os.cpu_count(), "levels": []}
         for clients in args.clients:
             load = Load(url, clips, expected, args.bad_share, int(args.max_request_mb * 1e6), seed=clients)
