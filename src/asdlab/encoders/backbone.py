@@ -30,7 +30,7 @@ from asdlab.features.normalize import EAT_TARGET_FRAMES, BEATsFrontEnd, EATFront
 
 __all__ = ["Pooling", "Backbone", "build_backbone", "list_backbones", "transformer_front_end"]
 
-Pooling = Literal["cls", "mean", "both", "band-mean"]
+Pooling = Literal["cls", "mean", "both", "band-mean", "band-mean-max"]
 
 _EAT_POOLINGS = ("cls", "mean", "both")
 _EAT_SAMPLE_RATE = 16000  # EAT's and BEATs' Kaldi fbanks are computed at 16 kHz (EAT.md "Front end")
@@ -66,7 +66,8 @@ class Backbone(nn.Module):
             MobileNet; ignored (identity) for waveform encoders.
         pooling: EAT: "cls" (default), "mean" of the non-padding patch tokens, or "both" ([cls, mean],
             2 D). BEATs: "mean" (it has no CLS). MobileNet: "mean" (its global average pool, the
-            default) or "band-mean" (time average per frequency row of its `embed_layer` map). Waveform
+            default), "band-mean" (time average per frequency row of its `embed_layer` map) or
+            "band-mean-max" (time average and time maximum per row). Waveform
             encoders: None.
         mask_padding: EAT only. When the front end pads a clip to `target_frames`, mark the padded
             frames so patches made only of padding are ignored by attention and "mean". False

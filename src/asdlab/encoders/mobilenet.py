@@ -64,10 +64,12 @@ _LARGE_BLOCKS: tuple[tuple[int, int, int, bool, bool, int], ...] = (
     (5, 960, 160, True, True, 1),
     (5, 960, 160, True, True, 1),
 )
-MobileNetPooling = Literal["mean", "band-mean"]
+MobileNetPooling = Literal["mean", "band-mean", "band-mean-max"]
 # "mean": global average over frequency and time (upstream); "band-mean": average over time only, every
-# frequency row kept (C x F' values), so spectral detail the global pool averages away survives.
-MOBILENET_POOLINGS: tuple[str, ...] = ("mean", "band-mean")
+# frequency row kept (C x F' values), so spectral detail the global pool averages away survives;
+# "band-mean-max": the time mean and the time maximum of every row (2 x C x F'), so a short event (a
+# rattle, a late valve stroke) is not averaged away over the clip.
+MOBILENET_POOLINGS: tuple[str, ...] = ("mean", "band-mean", "band-mean-max")
 _STEM_CHANNELS = 16
 _HEAD_CHANNELS = 1280
 # Upstream BatchNorm2d settings (partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)); eps matters for the weights.
@@ -275,24 +277,29 @@ class MobileNetV3(nn.Module):
         return self.features[: self.embed_layer + 1](mel)
 
     def pooled_dim(self, how: MobileNetPooling = "mean") -> int:
-        """D of `pool(..., how)`: embed_dim for "mean", embed_dim x F' for "band-mean"."""
+        """D of `pool(..., how)`: embed_dim for "mean", embed_dim x F' for "band-mean", twice that for
+        "band-mean-max"."""
         if how not in MOBILENET_POOLINGS:
             raise ConfigError(f"MobileNet pooling must be one of {', '.join(MOBILENET_POOLINGS)}, got {how!r}")
-        return self.embed_dim * (self.embed_bands if how == "band-mean" else 1)
+        return self.embed_dim * {"mean": 1, "band-mean": self.embed_bands, "band-mean-max": 2 * self.embed_bands}[how]
 
     def pool(self, feature_map: Tensor, how: MobileNetPooling = "mean") -> Tensor:
         """(B, embed_dim, F', T') -> (B, pooled_dim(how)).
 
         "mean" is the upstream global average; "band-mean" averages over time per frequency row and
-        flattens channel-major (B, C * F').
+        flattens channel-major (B, C * F'); "band-mean-max" is that followed by the time maxima, flattened
+        the same way (B, 2 * C * F').
         """
         if how == "mean":
             return feature_map.mean(dim=(2, 3))
-        if how == "band-mean":
+        if how in ("band-mean", "band-mean-max"):
             if feature_map.shape[2] != self.embed_bands:
-                raise ValueError(f"band-mean expects {self.embed_bands} frequency rows "
+                raise ValueError(f"{how} expects {self.embed_bands} frequency rows "
                                  f"({self.num_mel_bins} mel bins), got {feature_map.shape[2]}")
-            return feature_map.mean(dim=3).flatten(1)  # (B, C, F') -> (B, C * F')
+            mean = feature_map.mean(dim=3).flatten(1)  # (B, C, F') -> (B, C * F')
+            if how == "band-mean":
+                return mean
+            return torch.cat([mean, feature_map.amax(dim=3).flatten(1)], dim=1)
         raise ConfigError(f"MobileNet pooling must be one of {', '.join(MOBILENET_POOLINGS)}, got {how!r}")
 
     def embed(self, mel: Tensor, how: MobileNetPooling = "mean") -> Tensor:

@@ -27,7 +27,7 @@ class BackboneSpec:
         weights: an encoder weights file (asdlab safetensors, EAT checkpoint, EfficientAT state dict), or
             "pretrained": the preset's released file, found offline (`asdlab.encoders.pretrained`).
         model_dir: a fine-tuned model folder (`asdlab finetune`); takes precedence over `weights`.
-        pooling: EAT pooling ("cls", "mean", "both"), MobileNet ("mean", "band-mean"); None = the preset's default.
+        pooling: EAT pooling ("cls", "mean", "both"), MobileNet ("mean", "band-mean", "band-mean-max"); None = the preset's default.
         seed: initialisation of a preset without weights.
         options: constructor overrides of the preset.
         level: per-clip level normalisation of the waveforms before embedding. "rms" scales every clip
@@ -42,7 +42,7 @@ class BackboneSpec:
     preset: str = "logmel-stats"
     weights: str | None = None
     model_dir: str | None = None
-    pooling: Literal["cls", "mean", "both", "band-mean"] | None = None
+    pooling: Literal["cls", "mean", "both", "band-mean", "band-mean-max"] | None = None
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
     level: Literal["none", "rms"] = "none"

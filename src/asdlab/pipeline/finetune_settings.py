@@ -43,7 +43,7 @@ class FinetuneSettings:
         head: EAT: "arcface" (paper), "adacos", "sc-adacos". The two-branch recipe uses sub-cluster AdaCos.
         head_scale / head_margin: ArcFace s and m.
         sub_clusters: sub-cluster AdaCos centres per class.
-        pooling: EAT: "cls", "mean" or "asp" (BEATs: "mean" or "asp"); MobileNet: "mean" or "band-mean";
+        pooling: EAT: "cls", "mean" or "asp" (BEATs: "mean" or "asp"); MobileNet: "mean", "band-mean" or "band-mean-max";
             projection_dim / projection_layers: the embedding projection (transformers, MobileNet).
         embed_layer: MobileNet: the feature layer embedded (0 = stem ... 16 = last conv).
         crop_s: MobileNet: train on random crops this long (None = whole clips); embeddings use whole clips.
@@ -93,7 +93,7 @@ class FinetuneSettings:
     head_scale: float = 30.0
     head_margin: float = 0.5
     sub_clusters: int = 16
-    pooling: Literal["cls", "mean", "asp", "band-mean"] | None = None
+    pooling: Literal["cls", "mean", "asp", "band-mean", "band-mean-max"] | None = None
     projection_dim: int | None = 256
     projection_layers: int = 1
     embed_layer: int | None = None

@@ -52,7 +52,7 @@ def make_mobilenet_backbone(
 
     Args:
         preset: a MobileNet preset ("mobilenet-mn04").
-        pooling: "mean" or "band-mean" (see `MobileNetV3.pool`).
+        pooling: "mean", "band-mean" or "band-mean-max" (see `MobileNetV3.pool`).
         embed_layer: the feature layer embedded (`MobileNetV3`); None = the last.
         projection_dim: embedding size after the projection; None = no projection.
         projection_layers: 1 or 2 (see `EmbeddingProjection`).

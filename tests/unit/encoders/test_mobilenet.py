@@ -160,6 +160,11 @@ def test_layer_level_embeddings_and_band_pooling():
     assert torch.allclose(band[1, 5 * 8 + 3], fmap[1, 5, 3].mean())
     assert torch.allclose(mid.embed(mel), fmap.mean(dim=(2, 3)))
     assert (full.embed_layer, full.embed_bands, full.pooled_dim("band-mean")) == (16, 4, 1536)
+    # band-mean-max: the same means, then each row's maximum over time, flattened the same way
+    both = mid.pool(fmap, "band-mean-max")
+    assert both.shape == (2, mid.pooled_dim("band-mean-max")) == (2, 512)
+    assert torch.equal(both[:, :256], band)
+    assert torch.equal(both[1, 256 + 5 * 8 + 3], fmap[1, 5, 3].max())
 
 
 def test_layer_and_pooling_errors():
@@ -167,7 +172,7 @@ def test_layer_and_pooling_errors():
         mobilenet_mn04(embed_layer=17)
     model = mobilenet_mn04(embed_layer=-1)
     assert model.embed_layer == 16
-    with pytest.raises(ConfigError, match="must be one of mean, band-mean, got 'max'"):
+    with pytest.raises(ConfigError, match="must be one of mean, band-mean, band-mean-max, got 'max'"):
         model.pooled_dim("max")
     with pytest.raises(ValueError, match="band-mean expects 4 frequency rows \\(128 mel bins\\), got 2"):
         model.pool(torch.zeros(1, 384, 2, 3), "band-mean")
