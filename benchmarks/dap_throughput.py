@@ -29,6 +29,8 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from _timing import matmul_peak_flops, sync, warm_then_time  # benchmarks/ is on sys.path
+
 from asdlab.encoders.eat import DECODER_CONVS, create_eat_decoder
 from asdlab.encoders.registry import create_encoder
 from asdlab.training.loop import OPTIMIZER_IMPLS, make_adamw
@@ -36,24 +38,9 @@ from asdlab.training.schedules import parameter_groups
 from asdlab.training.ufo import DAPTask
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def matmul_peak_tflops(device: torch.device, dtype: torch.dtype, *, size: int = 8192, repeats: int = 10) -> float:
     """Best TFLOP/s of a square matmul of `dtype` on `device` (the peak MFU is taken against)."""
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    torch.mm(a, b)
-    _sync(device)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        _sync(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e12
+    return matmul_peak_flops(size=size, dtype=dtype, device=device, repeats=repeats) / 1e12
 
 
 class Variant:
@@ -106,17 +93,9 @@ def measure(args, *, batch_size: int, precision: str, variant: Variant, flops_pe
         with counter:
             step(0)  # eager, also a warm-up step
         flops_per_clip = counter.get_total_flops() / batch_size
-    task.compile_backend = variant.compile_backend
-    for i in range(args.warmup):  # the first compiled steps compile
-        step(i + 1)
-    _sync(device)
-    warmup_s = time.perf_counter() - warmup_start
-    times = []
-    for i in range(args.steps):
-        start = time.perf_counter()
-        step(args.warmup + i + 1)
-        _sync(device)
-        times.append(time.perf_counter() - start)
+    task.compile_backend = variant.compile_backend  # the first compiled (warm-up) steps compile
+    warmup_s, times = warm_then_time(step, warmup=args.warmup, steps=args.steps, device=device,
+                                     warmup_start=warmup_start)
     compiled = variant.compile_backend is not None and task._objective.worked
     memory_gb = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     result = {
@@ -163,7 +142,7 @@ def profile_steps(step, device: torch.device, steps: int) -> dict:
     with profile(activities=activities) as prof:
         for i in range(steps):
             step(1000 + i)
-        _sync(device)
+        sync(device)
     attribute = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     from torch.autograd import DeviceType
 

@@ -18,6 +18,8 @@ import time
 
 import torch
 
+from _timing import matmul_peak_flops, sync  # benchmarks/ is on sys.path when run as a script
+
 from asdlab.encoders import create_encoder
 from asdlab.encoders.eat import EAT_PRESETS
 
@@ -35,24 +37,9 @@ def forward_flops(*, embed_dim: int, depth: int, num_frames: int, mel_bins: int 
     return patch_conv + depth * (matmuls + attention)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def matmul_peak(*, size: int, dtype: torch.dtype, device: torch.device, repeats: int = 5) -> float:
     """Best GFLOP/s of a square matmul."""
-    a = torch.randn(size, size, dtype=dtype, device=device)
-    b = torch.randn(size, size, dtype=dtype, device=device)
-    torch.mm(a, b)
-    _sync(device)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        _sync(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e9
+    return matmul_peak_flops(size=size, dtype=dtype, device=device, repeats=repeats) / 1e9
 
 
 def time_forward(model: torch.nn.Module, x: torch.Tensor, *, warmup: int, repeats: int) -> list[float]:
@@ -60,10 +47,10 @@ def time_forward(model: torch.nn.Module, x: torch.Tensor, *, warmup: int, repeat
     times = []
     with torch.inference_mode():
         for i in range(warmup + repeats):
-            _sync(x.device)
+            sync(x.device)
             start = time.perf_counter()
             model(x)
-            _sync(x.device)
+            sync(x.device)
             if i >= warmup:
                 times.append(time.perf_counter() - start)
     return times

@@ -20,6 +20,8 @@ import time
 import numpy as np
 import torch
 
+from _timing import sync  # benchmarks/ is on sys.path when run as a script
+
 from asdlab.features import KaldiFbank, eat_input
 
 SAMPLE_RATE = 16_000
@@ -31,11 +33,6 @@ def _knf_clip(knf, opts, samples: list[float]) -> np.ndarray:
     extractor.accept_waveform(SAMPLE_RATE, samples)
     extractor.input_finished()
     return np.stack([extractor.get_frame(i) for i in range(extractor.num_frames_ready)])
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main() -> None:
@@ -74,17 +71,17 @@ def main() -> None:
         diff = float("nan")
 
     def run_torch() -> float:
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         front_end(on_device)
-        _sync(device)
+        sync(device)
         return time.perf_counter() - start
 
     def run_eat() -> float:
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         eat_input(on_device, front_end=eat_front_end)
-        _sync(device)
+        sync(device)
         return time.perf_counter() - start
 
     def run_knf() -> float:

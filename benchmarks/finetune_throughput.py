@@ -15,19 +15,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from _timing import warm_then_time  # benchmarks/ is on sys.path when run as a script
+
 from asdlab.training.compile import CompiledCall
 from asdlab.training.finetune import AttributeTask, make_eat_backbone
 from asdlab.training.loop import OPTIMIZER_IMPLS, make_adamw
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main() -> None:
@@ -84,17 +80,7 @@ def main() -> None:
     flops_per_clip = counter.get_total_flops() / args.batch_size
     if args.compile:
         task._embed = CompiledCall(task.backbone.embed_input, args.compile_backend, what="fine-tuning encoder")
-    warmup_start = time.perf_counter()
-    for i in range(args.warmup):
-        step(i + 1)
-    _sync(device)
-    warmup_s = time.perf_counter() - warmup_start
-    times = []
-    for i in range(args.steps):
-        start = time.perf_counter()
-        step(args.warmup + i + 1)
-        _sync(device)
-        times.append(time.perf_counter() - start)
+    warmup_s, times = warm_then_time(step, warmup=args.warmup, steps=args.steps, device=device)
     peak = args.peak_tflops
     if args.measure_peak:
         from dap_throughput import matmul_peak_tflops  # benchmarks/ is the script's folder
