@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from asdlab import __version__
 from asdlab.data.index import index_dataset
-from asdlab.data.synth import generate_dataset
+from asdlab.data.synth import generate_dataset, make_config
 from asdlab.embeddings.extract import extract_embeddings
 from asdlab.embeddings.table import EmbeddingTable
 from asdlab.encoders.registry import create_encoder
@@ -35,6 +35,7 @@ from asdlab.pipeline.ensemble import EnsembleResult, load_system, run_ensemble
 from asdlab.pipeline.scoring import ScoreSettings, ScoringResult, score_embeddings
 
 SEEDS = (0, 1)
+_DEFAULTS = make_config()
 EMBEDDINGS = {"logmel64": {}, "logmel128": {"num_mel_bins": 128}}  # name -> logmel-stats overrides
 
 
@@ -207,7 +208,8 @@ def main() -> None:
     text = "\n".join([
         "# Backends and ensembles on the synthetic default (issue 7)",
         "",
-        f"Default synthetic dataset (`generate_dataset`, 4 machines, 60 + 6 training clips and 80 test clips each, "
+        f"Default synthetic dataset (`generate_dataset`, 4 machines, {_DEFAULTS.train_source} + {_DEFAULTS.train_target} "
+        f"training clips and {4 * _DEFAULTS.test_per_group} test clips each, "
         f"{n_clips} clips per seed), seeds {SEEDS}; log-mel statistics (`logmel-stats`, 64 mel bins unless stated). "
         "Official score = DCASE 2023 rule (harmonic mean over machines of AUC source, AUC target, pAUC), in %. "
         "Raw backend scores, out-of-fold percentile thresholds. The evaluator's jackknife interval is left out: it "

@@ -1,8 +1,8 @@
 """Pseudo-attributes from Ward clustering: how well they recover hidden attributes (issue 5's "must show").
 
 Synthetic: the default dataset (`generate_dataset`, 6 machines, seed 0; the last 2 machines `noAttribute`
-with correspondence files, the other 4 hidden on request), training clips only (60 source + 6 target
-per machine; true K = the machine's source attribute combinations + its one target combination).
+with correspondence files, the other 4 hidden on request), training clips only (the default's source
+and target training clips per machine; true K = the machine's source attribute combinations + its one target combination).
 Embeddings of the training clips, cached once per backbone: logmel-stats (hand-made reference),
 mobilenet-mn04 with its real AudioSet weights (global mean; and "mn04-band10", layer 10 band-mean of
 level-normalised clips, what `asdlab fit`'s default clusters) and eat-base randomly initialised (the two "GP-like" sources; EAT with all frames,

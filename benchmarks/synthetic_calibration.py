@@ -59,6 +59,7 @@ from _fault_oracles import ORACLES  # noqa: E402
 GENERATOR_FILES = ("synth.py", "_machine_sounds.py", "_faults.py", "_rotating_machines.py", "_valve.py",
                    "_recording_conditions.py", "_signal_blocks.py")
 ROWS = ("baseline", "clip-level", "cnn", "oracles", "shift")
+_DEFAULTS = synth.make_config()
 
 
 def generator_fingerprint() -> str:
@@ -351,7 +352,8 @@ def main() -> None:
                 shifts.append(result)
 
     lines = [f"# Synthetic default calibration (issue 15)", "",
-             f"Default dataset (`generate_dataset` defaults: 4 machines, 60 + 6 training and 80 test clips each, "
+             f"Default dataset (`generate_dataset` defaults: 4 machines, {_DEFAULTS.train_source} + "
+             f"{_DEFAULTS.train_target} training and {4 * _DEFAULTS.test_per_group} test clips each, "
              f"2 s), seeds {args.seeds}, generator {generator_fingerprint()}; mean ± std over seeds, in %. "
              f"`python benchmarks/synthetic_calibration.py --seeds {' '.join(map(str, args.seeds))}`; "
              f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s).", ""]

@@ -23,7 +23,8 @@ def test_finetune_then_embed_with_the_model(tmp_path, capsys):
             "two-branch-cnn-small", "--steps", "2", "--batch-size", "4", "--accelerator", "cpu", "--log-every", "1"]
     assert cli_main.main(args) == 0
     captured = capsys.readouterr()
-    assert "step 2/2  loss " in captured.err and "fine-tuned 2 steps on 10 classes" in captured.out
+    # per machine: 4 source clips in 4 attribute classes, 2 target clips in the target's 2 classes
+    assert "step 2/2  loss " in captured.err and "fine-tuned 2 steps on 12 classes" in captured.out
     assert (model / "model.json").is_file() and (model / "train_log.csv").is_file()
 
     out = tmp_path / "emb.npz"

@@ -33,7 +33,7 @@ def test_eat_tiny_auto_k_with_hidden_machine(dataset, tmp_path, capsys):
             "--hide-attributes", "SynFan", "--map", "pca", "--batch-size", "8"]
     assert cli_main.main(argv) == 0
     printed = capsys.readouterr().out
-    assert "SynFan section 00: 14 clips ->" in printed and "true K=5, ARI" in printed
+    assert "SynFan section 00: 14 clips ->" in printed and "true K=6, ARI" in printed
     assert "SynPump section 00: 14 clips ->" in printed
     summary = json.loads((out / "clustering.json").read_text())
     assert summary["backbone"]["pooling"] == "mean" and summary["settings"]["normalization"] == "l2"

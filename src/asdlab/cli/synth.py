@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=4,
         help=f"how many machine types (the first N) or comma-separated names of {', '.join(MACHINE_NAMES)} (default 4)",
     )
-    parser.add_argument("--train-source", type=int, default=60, help="source-domain training clips per machine")
+    parser.add_argument("--train-source", type=int, default=120, help="source-domain training clips per machine")
     parser.add_argument("--train-target", type=int, default=6, help="target-domain training clips per machine")
     parser.add_argument("--test-per-group", type=int, default=20, help="test clips per machine, domain and label")
     parser.add_argument("--duration-s", type=float, default=2.0, help="clip length in seconds (at most 12)")

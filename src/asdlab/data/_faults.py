@@ -95,14 +95,19 @@ def inside(rng: np.random.Generator, duration_s: float, length_s: float, margin_
     return float(rng.uniform(margin_s, latest)) if latest > margin_s else max(0.0, (duration_s - length_s) / 2)
 
 
-def rattle(n: int, sample_rate: int, level: float, rng: np.random.Generator) -> Array:
-    """One or two bursts of 6-20 ms spaced impacts ringing a thin panel, RMS `strength` inside a burst."""
+def rattle(n: int, sample_rate: int, level: float, rng: np.random.Generator, lively: Array | None = None) -> Array:
+    """One or two bursts of 6-20 ms spaced impacts ringing a thin panel, RMS `strength` inside a burst.
+
+    `lively` (bool per sample, optional) marks where the machine shakes hard enough to lift the loose
+    part: a slide's cover rattles at speed, mid-stroke, not while the slide turns round. Bursts lie
+    where it is most true.
+    """
     duration = n / sample_rate
     out = np.zeros(n)
     intervals = []
     for _ in range(1 + int(rng.integers(0, 2))):
         length = rng.uniform(0.06, 0.16)
-        start = inside(rng, duration, length)
+        start = inside(rng, duration, length) if lively is None else _liveliest(rng, lively, length, sample_rate)
         times = start + np.cumsum(rng.uniform(0.006, 0.020, 40))
         times = times[times < start + length]
         hits = place_impulses(n, times * sample_rate, rng.uniform(0.3, 1.0, len(times)))
@@ -111,6 +116,17 @@ def rattle(n: int, sample_rate: int, level: float, rng: np.random.Generator) -> 
             hits, sample_rate, 1.7 * panel, 250.0)
         intervals.append((start, start + length))
     return _scaled_over(out, intervals, sample_rate, strength("rattle", level))
+
+
+def _liveliest(rng: np.random.Generator, lively: Array, length_s: float, sample_rate: int, margin_s: float = 0.05) -> float:
+    """A random start time (s) among those whose `length_s` window is most often `lively`, inside the clip."""
+    width = max(int(length_s * sample_rate), 1)
+    margin = int(margin_s * sample_rate)
+    share = np.convolve(lively.astype(np.float64), np.ones(width) / width, mode="valid")[margin: len(lively) - width - margin]
+    if len(share) == 0:
+        return inside(rng, len(lively) / sample_rate, length_s, margin_s)
+    candidates = np.flatnonzero(share >= share.max() - 1e-9)
+    return (margin + int(rng.choice(candidates))) / sample_rate
 
 
 def contact(phase: Array, sample_rate: int, level: float, rng: np.random.Generator) -> Array:

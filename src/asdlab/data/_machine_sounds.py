@@ -9,6 +9,7 @@ recording chain (background, room, microphone) is `_recording_conditions`.
 from __future__ import annotations
 
 import itertools
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -42,8 +43,9 @@ TARGET_RMS = 10.0 ** (-32.0 / 20.0)
 GAIN_DB = 2.0
 
 Array = NDArray[np.float64]
-# attributes, samples, sample rate, machine rng, fault kind, fault level, fault rng -> dry sound (unit RMS)
-Renderer = Callable[[dict[str, str], int, int, np.random.Generator, str | None, float, np.random.Generator], Array]
+# attributes, samples, sample rate, clip rng, fault kind, fault level, fault rng, unit rng -> dry sound (unit RMS)
+Renderer = Callable[[dict[str, str], int, int, np.random.Generator, str | None, float, np.random.Generator,
+                     np.random.Generator], Array]
 
 
 @dataclass(frozen=True)
@@ -72,30 +74,32 @@ class MachineType:
         return tuple(kind for kind, _ in self.faults)
 
 
-def _rotor(build: Callable[[dict[str, str], np.random.Generator], rot.Rotor]) -> Renderer:
-    def render(attrs, n, sample_rate, rng, fault, level, fault_rng):
-        return rot.render_rotor(build(attrs, rng), n, sample_rate, rng, fault, level, fault_rng)
+def _rotor(build: Callable[[dict[str, str], np.random.Generator, np.random.Generator], rot.Rotor]) -> Renderer:
+    def render(attrs, n, sample_rate, rng, fault, level, fault_rng, unit_rng):
+        return rot.render_rotor(build(attrs, rng, unit_rng), n, sample_rate, rng, fault, level, fault_rng)
 
     return render
 
 
 MACHINE_TYPES: dict[str, MachineType] = {m.name: m for m in (
-    MachineType("SynFan", ("bl", "rpm"), (("5", "7"), ("1200", "1440")), (("6",), ("1800",)), _rotor(rot.build_fan),
-                (("rattle", 1.0), ("contact", 1.0), ("surge", 1.0), ("imbalance", 1.0), ("rub", 1.0))),
-    MachineType("SynValve", ("pat", "pres"), (("00", "01", "02"), ("2", "3", "4")), (("03",), ("6",)), render_valve,
-                (("missing_stroke", 1.0), ("extra_stroke", 1.0), ("late_stroke", 1.0), ("double_stroke", 1.0))),
-    MachineType("SynGear", ("volt", "wt"), (("1.0", "1.3"), ("0", "100")), (("1.6",), ("250",)),
+    MachineType("SynFan", ("bl", "rpm"), (("5", "7"), ("1200", "1440")), (("6",), ("1800", "1860")),
+                _rotor(rot.build_fan),
+                (("rattle", 0.6), ("contact", 1.0), ("surge", 1.0), ("imbalance", 1.2), ("rub", 1.0))),
+    MachineType("SynValve", ("pat", "pres"), (("00", "01", "02"), ("2", "3", "4")), (("03", "04"), ("6",)),
+                render_valve,
+                (("missing_stroke", 2.0), ("extra_stroke", 2.0), ("late_stroke", 2.0), ("double_stroke", 1.0))),
+    MachineType("SynGear", ("volt", "wt"), (("1.0", "1.3"), ("0", "100")), (("1.6",), ("250", "300")),
                 _rotor(rot.build_gear),
-                (("chipped_tooth", 1.0), ("rattle", 1.0), ("harmonic", 1.2), ("bearing", 1.0))),
-    MachineType("SynSlider", ("vel", "ac"), (("400", "500", "600"), ("0.1", "0.3")), (("800",), ("0.2",)),
+                (("chipped_tooth", 0.7), ("rattle", 0.6), ("harmonic", 0.6), ("bearing", 0.7))),
+    MachineType("SynSlider", ("vel", "ac"), (("400", "600"), ("0.1", "0.3")), (("800", "1000"), ("0.2",)),
                 _rotor(rot.build_slider),
-                (("hesitation", 1.0), ("rattle", 1.0), ("contact", 1.0), ("harmonic", 1.6))),
-    MachineType("SynPump", ("vn", "load"), (("5", "6"), ("40", "60")), (("7",), ("85",)), _rotor(rot.build_pump),
+                (("hesitation", 2.0), ("rattle", 0.9), ("contact", 1.0), ("harmonic", 1.0))),
+    MachineType("SynPump", ("vn", "load"), (("5", "6"), ("40", "60")), (("7",), ("85", "95")), _rotor(rot.build_pump),
                 (("surge", 1.0), ("contact", 1.0), ("harmonic", 1.0), ("rub", 1.0))),
-    MachineType("SynBearing", ("vel", "loc"), (("6", "10"), ("A", "B")), (("16",), ("C",)),
+    MachineType("SynBearing", ("vel", "loc"), (("6", "10"), ("A", "B")), (("16", "18"), ("C",)),
                 _rotor(rot.build_bearing),
                 (("bearing", 1.0), ("contact", 1.0), ("rattle", 1.0), ("surge", 1.0))),
-    MachineType("SynCompressor", ("cyl", "pres"), (("1", "2"), ("4", "6")), (("3",), ("9",)),
+    MachineType("SynCompressor", ("cyl", "pres"), (("1", "2"), ("4", "6")), (("3",), ("9", "10")),
                 _rotor(rot.build_compressor),
                 (("missing_stroke", 1.0), ("rattle", 1.0), ("harmonic", 1.0), ("imbalance", 1.0))),
 )}
@@ -119,6 +123,7 @@ def render_clip(
     anomaly_level: float = 1.0,
     sample_rate: int = 16000,
     fault_strengths: Mapping[str, float] | None = None,
+    unit_seed: int | Sequence[int] = 0,
 ) -> NDArray[np.float32]:
     """Synthesise one clip: machine (with optional fault) recorded in the domain, near `TARGET_RMS`.
 
@@ -133,6 +138,8 @@ def render_clip(
         anomaly_level: fault strength; 1.0 is the calibrated default, 0 adds nothing.
         sample_rate: Hz.
         fault_strengths: per-kind multipliers of `anomaly_level` (missing kinds: 1).
+        unit_seed: the physical unit: clips with the same `unit_seed` (and machine type) come from one
+            machine, with the same resonances and tonal fingerprint.
 
     Returns:
         Float32 waveform, shape (S,), RMS within `GAIN_DB` of `TARGET_RMS`.
@@ -155,7 +162,9 @@ def render_clip(
     if anomaly is not None:
         level = anomaly_level * dict(mtype.faults)[anomaly] * (fault_strengths or {}).get(anomaly, 1.0)
     fault = anomaly if level > 0 else None
-    sound = mtype.render(dict(attributes), n, sample_rate, machine_rng, fault, level, fault_rng)
+    unit_entropy = [zlib.crc32(machine.encode()), *np.atleast_1d(np.asarray(unit_seed, dtype=np.int64)).tolist()]
+    unit_rng = np.random.default_rng(unit_entropy)
+    sound = mtype.render(dict(attributes), n, sample_rate, machine_rng, fault, level, fault_rng, unit_rng)
     mix = record(unit(sound), domain, sample_rate, noise_rng)
     gain = 10.0 ** (noise_rng.uniform(-GAIN_DB, GAIN_DB) / 20.0)
     return (mix * (gain * TARGET_RMS / rms(mix))).astype(np.float32)

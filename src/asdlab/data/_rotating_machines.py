@@ -57,44 +57,56 @@ class Rotor:
     defect_order: float = 3.4  # outer-race defect rate in shaft orders (BPFO of a small bearing)
 
 
-# Clip-to-clip variation of one machine at fixed attributes (temperature, lubrication, load, wear):
-# a decibel or two on each tonal order and casing mode.
-def _jitter_levels(rng: np.random.Generator, levels_db: Sequence[float], sigma_db: float = 1.5) -> tuple[float, ...]:
-    return tuple(float(v) for v in np.asarray(levels_db) + rng.normal(0.0, sigma_db, len(levels_db)))
+# One physical unit has its own fingerprint: each tonal order and casing mode sits a little off the
+# design (manufacturing tolerances, mounting), the same in every recording of that unit (`unit`
+# draws). Between recordings of the unit at fixed attributes only temperature, lubrication and load
+# move them, by a fraction of that (`clip` draws).
+_UNIT_LEVEL_DB, _CLIP_LEVEL_DB = 1.5, 0.3
+_UNIT_MODE_SHIFT, _CLIP_MODE_SHIFT = 0.01, 0.001
+_UNIT_MODE_DB, _CLIP_MODE_DB = 1.0, 0.2
 
 
-def _jitter_modes(
-    rng: np.random.Generator, modes: Sequence[tuple[float, float, float]]
+def _levels(unit: np.random.Generator, clip: np.random.Generator, levels_db: Sequence[float]) -> tuple[float, ...]:
+    spread = unit.normal(0.0, _UNIT_LEVEL_DB, len(levels_db)) + clip.normal(0.0, _CLIP_LEVEL_DB, len(levels_db))
+    return tuple(float(v) for v in np.asarray(levels_db) + spread)
+
+
+def _modes(
+    unit: np.random.Generator, clip: np.random.Generator, modes: Sequence[tuple[float, float, float]]
 ) -> tuple[tuple[float, float, float], ...]:
-    return tuple((c * (1 + rng.normal(0, 0.01)), b, g + rng.normal(0, 1.0)) for c, b, g in modes)
+    return tuple(
+        (c * (1 + unit.normal(0, _UNIT_MODE_SHIFT) + clip.normal(0, _CLIP_MODE_SHIFT)), b,
+         g + unit.normal(0, _UNIT_MODE_DB) + clip.normal(0, _CLIP_MODE_DB))
+        for c, b, g in modes
+    )
 
 
-def build_fan(attrs: dict[str, str], rng: np.random.Generator) -> Rotor:
+def build_fan(attrs: dict[str, str], rng: np.random.Generator, unit: np.random.Generator) -> Rotor:
     blades = int(attrs["bl"])
     rpm = float(attrs["rpm"])
     orders = (1, 2, 3) + tuple(blades * k for k in range(1, 7))
     levels = (-20, -25, -30, 0, -6, -11, -16, -20, -24)
     return Rotor(
-        f_rot=rpm / 60 * (1 + rng.normal(0, 0.004)),
+        f_rot=rpm / 60 * (1 + rng.normal(0, 0.001)),
         orders=orders,
-        levels_db=_jitter_levels(rng, levels),
-        resonances=_jitter_modes(rng, ((650, 90, 9), (1700, 220, 7), (4200, 600, 5))),
-        broadband_db=-3.0 + rpm / 600 + rng.normal(0, 1.0),
+        levels_db=_levels(unit, rng, levels),
+        resonances=_modes(unit, rng, ((650, 90, 9), (1700, 220, 7), (4200, 600, 5))),
+        broadband_db=-3.0 + rpm / 600 + rng.normal(0, 0.3),
         broadband_lowpass_hz=800 * rpm / 1200,
     )
 
 
-def build_pump(attrs: dict[str, str], rng: np.random.Generator) -> Rotor:
+def build_pump(attrs: dict[str, str], rng: np.random.Generator, unit: np.random.Generator) -> Rotor:
     vanes = int(attrs["vn"])
     load = float(attrs["load"])
     orders = (1, 2, 3, 4) + tuple(vanes * k for k in range(1, 5))
     levels = (-12, -16, -21, -25, 0, -8, -14, -20)
     return Rotor(
-        f_rot=24.6 * (1 - 0.0006 * load) * (1 + rng.normal(0, 0.004)),  # induction-motor slip grows with load
+        f_rot=24.6 * (1 - 0.0006 * load) * (1 + rng.normal(0, 0.001)),  # induction-motor slip grows with load
         orders=orders,
-        levels_db=_jitter_levels(rng, levels),
-        resonances=_jitter_modes(rng, ((420, 60, 10), (1250, 150, 8), (3100, 400, 6))),
-        broadband_db=-10.0 + 0.12 * (load - 40) + rng.normal(0, 1.0),
+        levels_db=_levels(unit, rng, levels),
+        resonances=_modes(unit, rng, ((420, 60, 10), (1250, 150, 8), (3100, 400, 6))),
+        broadband_db=-10.0 + 0.12 * (load - 40) + rng.normal(0, 0.3),
         broadband_lowpass_hz=2000,
     )
 
@@ -102,7 +114,7 @@ def build_pump(attrs: dict[str, str], rng: np.random.Generator) -> Rotor:
 GEAR_TEETH = 23
 
 
-def build_gear(attrs: dict[str, str], rng: np.random.Generator) -> Rotor:
+def build_gear(attrs: dict[str, str], rng: np.random.Generator, unit: np.random.Generator) -> Rotor:
     volt = float(attrs["volt"])
     weight = float(attrs["wt"])
     orders: list[float] = [1, 2]
@@ -114,24 +126,24 @@ def build_gear(attrs: dict[str, str], rng: np.random.Generator) -> Rotor:
         orders += [mesh, mesh - 1, mesh + 1, mesh - 2, mesh + 2]
         levels += [base, base + side_db, base + side_db, base + side_db - 6, base + side_db - 6]
     return Rotor(
-        f_rot=18 * volt * (1 - 0.0003 * weight) * (1 + rng.normal(0, 0.004)),
+        f_rot=18 * volt * (1 - 0.0003 * weight) * (1 + rng.normal(0, 0.001)),
         orders=tuple(orders),
-        levels_db=_jitter_levels(rng, levels),
-        resonances=_jitter_modes(rng, ((2400, 300, 9), (5200, 700, 6))),
-        broadband_db=-12.0 + rng.normal(0, 1.0),
+        levels_db=_levels(unit, rng, levels),
+        resonances=_modes(unit, rng, ((2400, 300, 9), (5200, 700, 6))),
+        broadband_db=-12.0 + rng.normal(0, 0.3),
         broadband_lowpass_hz=3000,
     )
 
 
-def build_slider(attrs: dict[str, str], rng: np.random.Generator) -> Rotor:
+def build_slider(attrs: dict[str, str], rng: np.random.Generator, unit: np.random.Generator) -> Rotor:
     velocity = float(attrs["vel"])
     accel = float(attrs["ac"])
     return Rotor(
-        f_rot=velocity / 10 * (1 + rng.normal(0, 0.004)),  # belt-drive motor, rate proportional to slide speed
+        f_rot=velocity / 10 * (1 + rng.normal(0, 0.001)),  # belt-drive motor, rate proportional to slide speed
         orders=tuple(range(1, 11)),
-        levels_db=_jitter_levels(rng, (0, -4, -9, -7, -13, -16, -15, -21, -24, -26)),
-        resonances=_jitter_modes(rng, ((900, 120, 8), (2900, 350, 7))),
-        broadband_db=-5.0 + rng.normal(0, 0.5),  # rail friction changes a little with temperature
+        levels_db=_levels(unit, rng, (0, -4, -9, -7, -13, -16, -15, -21, -24, -26)),
+        resonances=_modes(unit, rng, ((900, 120, 8), (2900, 350, 7))),
+        broadband_db=-5.0 + rng.normal(0, 0.3),  # rail friction changes a little with temperature
         broadband_lowpass_hz=5000,
         # a fixed rail length: 400 mm/s makes one back-and-forth per second; the default speeds give a
         # whole number of reversals per 2 s clip, so clips of one class hold the same strokes
@@ -140,33 +152,33 @@ def build_slider(attrs: dict[str, str], rng: np.random.Generator) -> Rotor:
     )
 
 
-def build_bearing(attrs: dict[str, str], rng: np.random.Generator) -> Rotor:
+def build_bearing(attrs: dict[str, str], rng: np.random.Generator, unit: np.random.Generator) -> Rotor:
     velocity = float(attrs["vel"])
     tilt_db = {"A": 0.0, "B": -2.5, "C": -1.2}[attrs["loc"]]  # behind the housing: duller
     return Rotor(
-        f_rot=3.0 * velocity * (1 + rng.normal(0, 0.004)),
+        f_rot=3.0 * velocity * (1 + rng.normal(0, 0.001)),
         orders=(1, 2, 3, 4, 5, 6),
-        levels_db=_jitter_levels(rng, (0, -5, -9, -14, -18, -22)),
-        resonances=_jitter_modes(rng, ((1800, 250, 10), (3600, 450, 8), (6300, 900, 5))),
-        broadband_db=2.0 + rng.normal(0, 1.0),
+        levels_db=_levels(unit, rng, (0, -5, -9, -14, -18, -22)),
+        resonances=_modes(unit, rng, ((1800, 250, 10), (3600, 450, 8), (6300, 900, 5))),
+        broadband_db=2.0 + rng.normal(0, 0.3),
         broadband_lowpass_hz=4000,
         mic_tilt_db_per_octave=tilt_db,
         defect_order=3.1,
     )
 
 
-def build_compressor(attrs: dict[str, str], rng: np.random.Generator) -> Rotor:
+def build_compressor(attrs: dict[str, str], rng: np.random.Generator, unit: np.random.Generator) -> Rotor:
     cylinders = int(attrs["cyl"])
     pressure = float(attrs["pres"])
     return Rotor(
-        f_rot=(24 - 0.4 * pressure) * (1 + rng.normal(0, 0.004)),
+        f_rot=(24 - 0.4 * pressure) * (1 + rng.normal(0, 0.001)),
         orders=tuple(range(1, 13)),
-        levels_db=_jitter_levels(rng, [-2.5 * k for k in range(12)]),
-        resonances=_jitter_modes(rng, ((900, 110, 9), (2600, 320, 8))),
-        broadband_db=-9.0 + rng.normal(0, 1.0),
+        levels_db=_levels(unit, rng, [-2.5 * k for k in range(12)]),
+        resonances=_modes(unit, rng, ((900, 110, 9), (2600, 320, 8))),
+        broadband_db=-9.0 + rng.normal(0, 0.3),
         broadband_lowpass_hz=2500,
         pulses_per_rev=cylinders,
-        pulse_db=-6.0 + 0.5 * pressure + rng.normal(0, 1.0),
+        pulse_db=-6.0 + 0.5 * pressure + rng.normal(0, 0.3),
     )
 
 
@@ -287,7 +299,8 @@ def render_rotor(
 
     # load and supply fluctuations: a slow level wander of a few dB, deeper in some clips than others
     machine = unit(machine * (1.0 + rng.uniform(0.0, 0.2) * wander(rng, n, sample_rate, 0.5)))
-    machine = machine + _added_fault(fault, rotor, phase, machine, sample_rate, level, fault_rng) * envelope
+    lively = None if velocity is None else np.abs(velocity) > 0.9  # a slide at speed, not turning round
+    machine = machine + _added_fault(fault, rotor, phase, machine, sample_rate, level, fault_rng, lively) * envelope
     if rotor.mic_tilt_db_per_octave:
         spectrum = np.fft.rfft(machine)
         spectrum *= tilt(np.fft.rfftfreq(n, 1.0 / sample_rate), rotor.mic_tilt_db_per_octave, 200.0)
@@ -303,10 +316,11 @@ def _added_fault(
     sample_rate: int,
     level: float,
     rng: np.random.Generator,
+    lively: Array | None = None,
 ) -> Array | float:
     """The additive part of a fault, relative to the (unit-RMS) normal machine sound; 0 for the others."""
     if fault == "rattle":
-        return _faults.rattle(len(phase), sample_rate, level, rng)
+        return _faults.rattle(len(phase), sample_rate, level, rng, lively)
     if fault == "contact":
         return _faults.contact(phase, sample_rate, level, rng)
     if fault == "chipped_tooth":

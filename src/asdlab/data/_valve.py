@@ -43,7 +43,7 @@ class Pattern:
     strokes: tuple[tuple[float, float], ...]
 
 
-# Source-domain programs 00-02, target-domain program 03: no pattern is shared between domains. Each
+# Source-domain programs 00-02, target-domain programs 03-04: no pattern is shared between domains. Each
 # period divides 2 s, so every default clip holds the same whole number of cycles whatever its start:
 # one program repeats exactly, as a real controller's does, and clips of one class stay alike.
 PATTERNS: dict[str, Pattern] = {
@@ -51,6 +51,7 @@ PATTERNS: dict[str, Pattern] = {
     "01": Pattern(1.00, ((0.0, 0.10), (0.25, 0.10))),
     "02": Pattern(2 / 3, ((0.0, 0.26),)),
     "03": Pattern(1.00, ((0.0, 0.06), (0.15, 0.06), (0.30, 0.06))),
+    "04": Pattern(1.00, ((0.0, 0.06), (0.20, 0.06), (0.40, 0.06))),
 }
 
 
@@ -126,9 +127,12 @@ class _Valve:
     idle_db: float  # manifold and pilot-air noise between strokes
 
 
-def _valve(pressure_bar: float, rng: np.random.Generator) -> _Valve:
+def _valve(pressure_bar: float, rng: np.random.Generator, unit: np.random.Generator) -> _Valve:
+    """The valve at `pressure_bar`: its body modes are the unit's own (`unit` draws, the same in every
+    recording of it) and move only slightly between recordings (`rng` draws)."""
     def modes(base: tuple[tuple[float, float, float], ...]) -> tuple[tuple[float, float, float], ...]:
-        return tuple((c * (1 + rng.normal(0, 0.01)), b, g + rng.normal(0, 1.0)) for c, b, g in base)
+        return tuple((c * (1 + unit.normal(0, 0.01) + rng.normal(0, 0.001)), b,
+                      g + unit.normal(0, 1.0) + rng.normal(0, 0.2)) for c, b, g in base)
 
     # the supply pressure wanders from clip to clip around its set point
     pressure_bar *= 1 + rng.normal(0, 0.02)
@@ -139,8 +143,8 @@ def _valve(pressure_bar: float, rng: np.random.Generator) -> _Valve:
         open_db=24.0 - 0.5 * pressure_bar + rng.normal(0, 0.5),
         close_db=21.0 - 0.5 * pressure_bar + rng.normal(0, 0.5),
         hiss_centre_hz=1800 + 350 * pressure_bar,
-        buzz_db=-14.0 + rng.normal(0, 1.0),
-        idle_db=-24.0 + rng.normal(0, 1.0),
+        buzz_db=-14.0 + rng.normal(0, 0.3),
+        idle_db=-24.0 + rng.normal(0, 0.3),
     )
 
 
@@ -164,10 +168,11 @@ def render_valve(
     fault: str | None,
     level: float,
     fault_rng: np.random.Generator,
+    unit_rng: np.random.Generator,
 ) -> Array:
-    """Dry valve sound, unit RMS. `rng` draws do not depend on the fault."""
+    """Dry valve sound, unit RMS. `rng` draws do not depend on the fault; `unit_rng` is the unit's."""
     duration = n / sample_rate
-    valve = _valve(float(attrs["pres"]), rng)
+    valve = _valve(float(attrs["pres"]), rng, unit_rng)
     strokes = plan_strokes(PATTERNS[attrs["pat"]], duration, rng)
     strength = rng.uniform(0.9, 1.1, len(strokes))  # stroke-to-stroke spread of the impacts
     flow = shaped_noise(rng, n, sample_rate, lambda f: highpass(f, 800.0) * lowpass(f, 7000.0)

@@ -87,7 +87,7 @@ class SynthConfig:
 
     machines: tuple[str, ...]
     hidden: tuple[str, ...] = ()
-    train_source: int = 60
+    train_source: int = 120
     train_target: int = 6
     test_per_group: int = 20
     duration_s: float = 2.0
@@ -212,7 +212,7 @@ def _check_strengths(fault_strengths: Mapping[str, float] | None) -> tuple[tuple
 def make_config(
     *,
     machines: int | Sequence[str] = 4,
-    train_source: int = 60,
+    train_source: int = 120,
     train_target: int = 6,
     test_per_group: int = 20,
     duration_s: float = 2.0,
@@ -303,6 +303,7 @@ def _render(clip: SynthClip, config: SynthConfig) -> np.ndarray:
         anomaly_level=config.anomaly_level,
         sample_rate=config.sample_rate,
         fault_strengths=dict(config.fault_strengths),
+        unit_seed=config.seed,  # one unit per machine type and dataset, as a DCASE section is
     )
 
 
@@ -409,7 +410,7 @@ def generate_dataset(
     out_dir: str | Path,
     *,
     machines: int | Sequence[str] = 4,
-    train_source: int = 60,
+    train_source: int = 120,
     train_target: int = 6,
     test_per_group: int = 20,
     duration_s: float = 2.0,

@@ -84,7 +84,7 @@ class DataConfig:
     root: str | None = None
     synthetic: bool = False
     machines: int = 4
-    train_source: int = 60
+    train_source: int = 120
     train_target: int = 6
     test_per_group: int = 20
     duration_s: float = 2.0

@@ -13,7 +13,7 @@ import pytest
 from scipy import signal
 
 from asdlab.data import _rotating_machines, _valve
-from asdlab.data._machine_sounds import MACHINE_TYPES, render_clip
+from asdlab.data._machine_sounds import FAULTS, MACHINE_TYPES, render_clip
 
 SR = 16000
 VALVE = (("pat", "01"), ("pres", "4"))
@@ -89,8 +89,11 @@ TIMING_BOUND_DB = 1.5
 
 @pytest.mark.parametrize("kind", ["missing_stroke", "extra_stroke", "late_stroke", "double_stroke"])
 def test_timing_faults_move_impacts_not_the_long_term_spectrum(kind):
+    gain = dict(MACHINE_TYPES["SynValve"].faults)[kind]
+    # late strokes at an 80 ms largest delay, so that a late impact cannot reach the next one
+    level = 0.08 / (FAULTS[kind].strength * gain) if kind == "late_stroke" else 1.0
     for seed in ((5, 0), (5, 1), (5, 2)):
-        normal, faulty = _pair("SynValve", VALVE, kind, seed=seed)
+        normal, faulty = _pair("SynValve", VALVE, kind, seed=seed, level=level)
         before = _impacts(normal)
         after = _impacts(faulty)
         before = before[(before > 0.05) & (before < 1.95)]
@@ -146,11 +149,24 @@ def test_intermittent_faults_are_short(machine, attrs, kind):
     assert energy.max() > 0.95 * np.sum((faulty - normal) ** 2)  # all of it within half a second
 
 
+def test_a_slide_rattles_at_speed_not_while_it_turns_round():
+    # the slide reverses every 0.5 s; its loose cover is lifted while the slide runs at full speed,
+    # between the reversals' end-stop knocks
+    for seed in range(4):
+        normal, faulty = _pair("SynSlider", SLIDER, "rattle", seed=(seed, 2))
+        knocks = _impacts(normal, 500.0, 2000.0, frame=128)
+        energy = np.convolve((faulty - normal) ** 2, np.ones(SR // 50), mode="same")  # 20 ms windows
+        loud = np.flatnonzero(energy > 0.25 * energy.max()) / SR
+        distance = np.abs(loud[:, None] - knocks[None, :]).min(axis=1)
+        assert len(knocks) >= 3
+        assert np.median(distance) > 0.06  # the knocks are 0.5 s apart; a burst sits well between them
+
+
 def test_surge_slows_the_machine_briefly():
     # on the dry machine sound (no background tones to confuse the tracker): the fan's blade-pass tone
     def dry(fault):
         rng, fault_rng = np.random.default_rng(5), np.random.default_rng(6)
-        return _rotating_machines.render_rotor(_rotating_machines.build_fan(dict(FAN), rng), 2 * SR, SR, rng, fault,
+        return _rotating_machines.render_rotor(_rotating_machines.build_fan(dict(FAN), rng, np.random.default_rng(7)), 2 * SR, SR, rng, fault,
                                                1.0, fault_rng)
 
     freqs, _, spec = signal.stft(np.stack([dry(None), dry("surge")]), fs=SR, nperseg=4096, noverlap=4096 - 512)

@@ -55,9 +55,9 @@ def test_every_training_clip_of_both_machines_gets_a_pseudo_attribute(result, bo
 
 def test_truth_from_correspondence_files_is_scored(result):
     for group in result.groups:
-        assert group.n_clips == 14 and group.true_k == 5 and group.n_clusters == 4
-        assert group.agreement is not None and group.agreement.n_true == 5
-        # 4 clusters for 5 true attributes cannot all be pure; still far better than chance (ARI ~ 0)
+        assert group.n_clips == 14 and group.true_k == 6 and group.n_clusters == 4
+        assert group.agreement is not None and group.agreement.n_true == 6
+        # 4 clusters for 6 true attributes cannot all be pure; still far better than chance (ARI ~ 0)
         assert group.agreement.homogeneity < 0.99
         assert group.agreement.ari > 0.3
         assert group.agreement_source is not None and group.agreement_source.n_clips == 12
@@ -69,7 +69,7 @@ def test_files_beside_the_csv(result):
     assert summary["settings"]["backbone"] == "logmel-stats"
     assert summary["settings"]["rule"] == "fixed"
     fan = summary["groups"][0]
-    assert (fan["machine"], fan["choice"]["k"], fan["true_k"]) == ("SynFan", 4, 5)
+    assert (fan["machine"], fan["choice"]["k"], fan["true_k"]) == ("SynFan", 4, 6)
     assert set(fan["agreement"]) >= {"ari", "nmi", "homogeneity", "completeness"}
     with np.load(out / "dendrogram_SynFan_00.npz") as data:
         assert data["linkage"].shape == (13, 4)
@@ -116,7 +116,7 @@ def test_attributes_hidden_on_request_serve_as_truth(one_hidden, tmp_path):
         backbone="logmel-stats", rule="silhouette", min_cluster_size=2, hide_attributes=("SynFan",), map_method=None,
         per_domain=False))
     fan = both.groups[0]
-    assert (fan.machine, fan.hidden_by, fan.true_k) == ("SynFan", "request", 5)
+    assert (fan.machine, fan.hidden_by, fan.true_k) == ("SynFan", "request", 6)
     assert 2 <= fan.choice.k <= 7 and fan.map_path is None  # 14 clips // 2 = 7
     assert sorted(fan.choice.scores) == list(range(2, 8))
 
