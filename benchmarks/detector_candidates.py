@@ -36,7 +36,7 @@ from real_clips import fold_roots
 from asdlab import __version__
 from asdlab._io import atomic_write_text
 from asdlab.backends.registry import available_backends
-from asdlab.data.synth import generate_dataset
+from asdlab.data.synth import generate_dataset, generator_fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
@@ -59,10 +59,11 @@ def load_candidates(path: Path) -> tuple[dict[str, tuple[System, str]], dict[str
 
 
 def synthetic_roots(work: Path, seeds: list[int], attributes: bool) -> list[Path]:
-    """The default synthetic dataset per seed; hidden = every machine `noAttribute` (truth kept aside)."""
+    """The default synthetic dataset per seed; hidden = every machine `noAttribute` (truth kept aside).
+    Cached per generator version: a changed generator makes new datasets."""
     roots = []
     for seed in seeds:
-        root = work / "synthetic" / f"seed{seed}-{'attr' if attributes else 'noattr'}"
+        root = work / f"synthetic-{generator_fingerprint()}" / f"seed{seed}-{'attr' if attributes else 'noattr'}"
         if not (root / "synth.json").is_file():
             generate_dataset(root, seed=seed, hide_attributes=0 if attributes else 4, overwrite=True)
         roots.append(root)
@@ -74,6 +75,7 @@ def run_cell(dataset: str, attributes: str, roots: list[Path], seeds: list[int],
     """Every candidate x backend (and ensemble x backend) on one data set and attribute setting; one row per fold."""
     rows = []
     score_dirs: dict[tuple[str, int, str], Path] = {}
+    scores = work / "scores" / (roots[0].parent.name if dataset == "synthetic" else dataset)  # per generator version
     for name, (system, when) in candidates.items():
         if when == "hidden" and attributes == "shown":
             continue
@@ -84,7 +86,7 @@ def run_cell(dataset: str, attributes: str, roots: list[Path], seeds: list[int],
                   f"(this call {time.perf_counter() - start:.0f} s)", flush=True)
             for backend in backends:
                 backend_name, params, label = parse_backend(backend)
-                out = work / "scores" / dataset / attributes / name / f"fold{fold}" / label
+                out = scores / attributes / name / f"fold{fold}" / label
                 result_path = out / "metrics.json"
                 if result_path.is_file():
                     metrics = json.loads(result_path.read_text())
@@ -104,7 +106,7 @@ def run_cell(dataset: str, attributes: str, roots: list[Path], seeds: list[int],
                 dirs = [score_dirs.get((m, fold, backend)) for m in members]
                 if None in dirs:
                     continue
-                out = work / "scores" / dataset / attributes / name / f"fold{fold}" / parse_backend(backend)[2]
+                out = scores / attributes / name / f"fold{fold}" / parse_backend(backend)[2]
                 metrics = score_ensemble(dirs, root, out)
                 rows.append({"dataset": dataset, "attributes": attributes, "system": name, "backend": backend,
                              "fold": fold, "fit_s": None, **metrics})

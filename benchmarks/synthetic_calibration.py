@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import logging
 import platform
@@ -56,24 +55,14 @@ from asdlab.metrics.files import find_score_files, read_anomaly_scores
 sys.path.insert(0, str(Path(__file__).parent))  # the oracles live beside this script
 from _fault_oracles import ORACLES  # noqa: E402
 
-GENERATOR_FILES = ("synth.py", "_machine_sounds.py", "_faults.py", "_rotating_machines.py", "_valve.py",
-                   "_recording_conditions.py", "_signal_blocks.py")
 ROWS = ("baseline", "clip-level", "cnn", "oracles", "shift")
 _DEFAULTS = synth.make_config()
-
-
-def generator_fingerprint() -> str:
-    """Hash of the generator's source: a dataset folder is reused only while the generator is unchanged."""
-    digest = hashlib.sha256()
-    for name in GENERATOR_FILES:
-        digest.update((Path(synth.__file__).parent / name).read_bytes())
-    return digest.hexdigest()[:10]
 
 
 def calibration_dataset(work: Path, seed: int, **kwargs) -> Path:
     """The default synthetic dataset for `seed` (other `generate_dataset` arguments in kwargs), cached."""
     tag = "-".join(f"{k}{v}" for k, v in sorted(kwargs.items()))
-    root = work / f"data-{generator_fingerprint()}-seed{seed}{'-' + tag if tag else ''}"
+    root = work / f"data-{synth.generator_fingerprint()}-seed{seed}{'-' + tag if tag else ''}"
     if not (root / "synth.json").exists():
         summary = generate_dataset(root, seed=seed, overwrite=True, **kwargs)
         print(f"generated {summary.n_clips} clips in {summary.elapsed_s:.1f} s -> {root}", flush=True)
@@ -317,7 +306,7 @@ def main() -> None:
     for seed in args.seeds:
         root = calibration_dataset(args.work, seed)
         wall.setdefault("generate", []).append(float((root / "generation_s.txt").read_text()))
-        fingerprint = generator_fingerprint()
+        fingerprint = synth.generator_fingerprint()
         recipes = {"baseline": ("baseline", {}),
                    "clip-level": ("baseline", {"backbone.preset": "clip-level", "scoring.params": {"metric": "euclidean"}}),
                    "cnn": ("two-branch-cnn", {})}
@@ -354,7 +343,7 @@ def main() -> None:
     lines = [f"# Synthetic default calibration (issue 15)", "",
              f"Default dataset (`generate_dataset` defaults: 4 machines, {_DEFAULTS.train_source} + "
              f"{_DEFAULTS.train_target} training and {4 * _DEFAULTS.test_per_group} test clips each, "
-             f"2 s), seeds {args.seeds}, generator {generator_fingerprint()}; mean ± std over seeds, in %. "
+             f"2 s), seeds {args.seeds}, generator {synth.generator_fingerprint()}; mean ± std over seeds, in %. "
              f"`python benchmarks/synthetic_calibration.py --seeds {' '.join(map(str, args.seeds))}`; "
              f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s).", ""]
     if systems:

@@ -9,6 +9,7 @@ true attributes as `attributes_00_{train,test}_correspondence.csv` like DCASE 20
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -46,6 +47,7 @@ __all__ = [
     "SynthConfig",
     "SynthSummary",
     "generate_dataset",
+    "generator_fingerprint",
     "make_config",
     "plan_clips",
     "render_clip",
@@ -383,9 +385,23 @@ def _readme(config: SynthConfig) -> str:
     )
 
 
+_GENERATOR_MODULES = ("synth.py", "_machine_sounds.py", "_faults.py", "_rotating_machines.py", "_valve.py",
+                      "_recording_conditions.py", "_signal_blocks.py")
+
+
+def generator_fingerprint() -> str:
+    """Hash (10 hex digits) of the generator's source code: caches of generated datasets are keyed by
+    it (the pipeline's `synth` stage, the benchmarks), so a changed generator never reuses old clips."""
+    digest = hashlib.sha256()
+    for name in _GENERATOR_MODULES:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def _metadata(config: SynthConfig, counts: dict[str, dict[str, int]]) -> dict:
     return {
         "generator": "asdlab.data.synth",
+        "generator_fingerprint": generator_fingerprint(),
         "layout": "dcase2023",
         "config": asdict(config),
         "machines": {

@@ -25,7 +25,7 @@ import numpy as np
 from asdlab import __version__
 from asdlab._io import atomic_write_text
 from asdlab.data.index import index_dataset
-from asdlab.data.synth import generate_dataset
+from asdlab.data.synth import generate_dataset, generator_fingerprint
 from asdlab.encoders.pretrained import resolve_weights
 from asdlab.errors import ConfigError
 from asdlab.metrics.dcase import EvaluationSummary
@@ -225,6 +225,7 @@ def prepare_data(config: DataConfig, cache_root: Path, log: Log = logger.info) -
             raise ConfigError(f"data.root {root}: no such folder")
         return root, f"root:{root.resolve()}"
     settings = {k: v for k, v in to_dict(config).items() if k not in ("root", "synthetic", "pretrain_roots")}
+    settings["generator"] = generator_fingerprint()  # a new generator makes new clips
 
     def build(directory: Path) -> None:
         generate_dataset(directory / "data", machines=config.machines, train_source=config.train_source,

@@ -381,3 +381,4 @@ def test_the_hall_is_busier_in_some_recordings_than_in_others(domain):
     low, high = _recording_conditions._CHANNEL[domain].snr_db
     assert np.ptp(shares) > 3.0  # recordings differ by several dB in how loud the hall is
     assert np.ptp(shares) < high - low + 0.5  # within the range the domain allows
+
