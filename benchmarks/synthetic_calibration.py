@@ -4,7 +4,7 @@ On the default dataset (`generate_dataset`, 4 machines, seeds 0 1 2), mean ± st
 
 - the `baseline` recipe (log-mel statistics + kNN): targets official score <= 0.60, AUC source <= 0.70;
 - clip level only (`clip-level` + Euclidean kNN): target at chance, 0.45-0.55;
-- the two-branch CNN at its default steps (`asdlab fit` default): target AUC source >= 0.80;
+- the two-branch CNN at its default steps (the previous `asdlab fit` default): target AUC source >= 0.80;
 - per fault kind, an oracle detector (a feature written for that kind, `_fault_oracles.py`, scored by
   Euclidean kNN per domain on the normal training clips): target AUC >= 0.90 for each kind alone
   (normal test clips of the machines that have the kind against that kind's anomalies);
@@ -228,7 +228,7 @@ def mean_std(values: Sequence[float], scale: float = 100.0, digits: int = 1) -> 
 def system_table(systems: dict[str, list[dict]]) -> list[str]:
     targets = {"baseline": "Ω ≤ 60, AUC source ≤ 70", "clip-level": "all in 45-55", "cnn": "AUC source ≥ 80"}
     names = {"baseline": "`baseline` recipe (log-mel statistics + kNN)", "clip-level": "clip level only (kNN)",
-             "cnn": "two-branch CNN, default 300 steps (`asdlab fit` default)"}
+             "cnn": "two-branch CNN, default 300 steps (the previous `asdlab fit` default)"}
     lines = ["| system | official Ω | AUC source | AUC target | pAUC | target |", "|---|---|---|---|---|---|"]
     for key, results in systems.items():
         hm = [r["hmean"] for r in results]
