@@ -375,7 +375,8 @@ def test_the_hall_is_busier_in_some_recordings_than_in_others(domain):
     tone = np.sin(2 * np.pi * 1000.0 * np.arange(n) / sample_rate)
     shares = []  # SNR per recording, dB
     for seed in range(16):
-        power = np.abs(np.fft.rfft(_recording_conditions.record(tone, domain, sample_rate, np.random.default_rng(seed)))) ** 2
+        recording = _recording_conditions.record(tone, domain, sample_rate, np.random.default_rng(seed))
+        power = np.abs(np.fft.rfft(recording)) ** 2
         at_tone = power[1998:2003].sum()
         shares.append(10 * np.log10(at_tone / (power.sum() - at_tone)))
     low, high = _recording_conditions._CHANNEL[domain].snr_db

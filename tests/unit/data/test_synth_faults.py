@@ -166,8 +166,8 @@ def test_surge_slows_the_machine_briefly():
     # on the dry machine sound (no background tones to confuse the tracker): the fan's blade-pass tone
     def dry(fault):
         rng, fault_rng = np.random.default_rng(5), np.random.default_rng(6)
-        return _rotating_machines.render_rotor(_rotating_machines.build_fan(dict(FAN), rng, np.random.default_rng(7)), 2 * SR, SR, rng, fault,
-                                               1.0, fault_rng)
+        fan = _rotating_machines.build_fan(dict(FAN), rng, np.random.default_rng(7))
+        return _rotating_machines.render_rotor(fan, 2 * SR, SR, rng, fault, 1.0, fault_rng)
 
     freqs, _, spec = signal.stft(np.stack([dry(None), dry("surge")]), fs=SR, nperseg=4096, noverlap=4096 - 512)
     band = (freqs > 180) & (freqs < 220)  # the blade-pass tone's 2nd order, 200 Hz
