@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from asdlab import __version__
 from asdlab.data.index import index_dataset
-from asdlab.data.synth import generate_dataset, make_config
+from asdlab.data.synth import generate_dataset, generator_fingerprint, make_config
 from asdlab.embeddings.extract import extract_embeddings
 from asdlab.embeddings.table import EmbeddingTable
 from asdlab.encoders.registry import create_encoder
@@ -67,7 +67,7 @@ ENSEMBLES = {
 
 
 def dataset(data_dir: Path, seed: int) -> Path:
-    root = data_dir / f"data-seed{seed}"
+    root = data_dir / f"data-{generator_fingerprint()}-seed{seed}"  # per generator version
     if not (root / "synth.json").exists():
         print(f"generating the default synthetic dataset, seed {seed} -> {root}", flush=True)
         generate_dataset(root, seed=seed, overwrite=True)

@@ -41,7 +41,7 @@ from sklearn.metrics import adjusted_rand_score
 from asdlab.data.audio import load_clips
 from asdlab.data.index import index_dataset
 from asdlab.data.metadata import load_attribute_correspondences, reveal_attributes
-from asdlab.data.synth import MACHINE_NAMES, generate_dataset
+from asdlab.data.synth import MACHINE_NAMES, generate_dataset, generator_fingerprint
 from asdlab.encoders.backbone import build_backbone
 from asdlab.encoders.checkpoints import save_encoder
 from asdlab.encoders.reference import LogMelStats
@@ -137,7 +137,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="dap-sep-"))
-    root = work / "data"
+    root = work / f"data-{generator_fingerprint()}"  # per generator version
     if not root.exists():
         generate_dataset(root, machines=4, hide_attributes=4, train_source=args.train_source, duration_s=2.0,
                          seed=args.seed)
@@ -156,7 +156,7 @@ def main() -> None:
     save_encoder(build_dap_task(settings, target_frames=target_frames).encoder, random_init, preset=args.preset)
     encoders = {"random init": random_init}
     if args.general_steps:
-        general_root = work / f"general_data_{args.general_corpus}"
+        general_root = work / f"general_data_{args.general_corpus}-{generator_fingerprint()}"
         other_machines = MACHINE_NAMES[4:]
         general_clips = len(other_machines) * (4 * args.train_source + 24)
         if not general_root.exists():  # else written by an earlier run with this --work-dir

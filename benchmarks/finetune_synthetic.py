@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from asdlab.data.index import index_dataset
-from asdlab.data.synth import generate_dataset
+from asdlab.data.synth import generate_dataset, generator_fingerprint
 from asdlab.embeddings.extract import extract_embeddings
 from asdlab.encoders.backbone import build_backbone
 from asdlab.pipeline.finetune import FinetuneSettings, load_finetuned_backbone, run_finetuning
@@ -61,7 +61,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     work = Path(args.work or tempfile.mkdtemp(prefix="ft_bench_"))
     only = set(args.only or ("a-tb", "a-eat", "b"))
-    root = work / "synth"
+    root = work / f"synth-{generator_fingerprint()}"  # per generator version
     if not (root / "synth_clips.csv").exists():
         generate_dataset(root, machines=4, seed=0)
     cache = str(work / "cache")
@@ -107,7 +107,7 @@ def main() -> None:
                       f"fine-tuned {t.mean():.2f} ± {t.std(ddof=1):.2f}, gain {np.mean(t - u):+.2f}")
 
     if "b" in only:
-        hidden_root = work / "synth_hidden"
+        hidden_root = work / f"synth_hidden-{generator_fingerprint()}"
         if not (hidden_root / "synth_clips.csv").exists():
             generate_dataset(hidden_root, machines=4, seed=0, hide_attributes=2)
         hidden = sorted({r.machine for r in index_dataset(hidden_root, splits=("train",)) if not r.has_attributes})

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from asdlab.data.index import index_dataset
-from asdlab.data.synth import generate_dataset
+from asdlab.data.synth import generate_dataset, generator_fingerprint
 from asdlab.embeddings.extract import extract_embeddings
 from asdlab.embeddings.table import EmbeddingTable
 from asdlab.encoders.backbone import build_backbone
@@ -91,7 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
-    root = args.work / "data"
+    root = args.work / f"data-{generator_fingerprint()}"  # per generator version
     if not (root / "synth.json").is_file():
         generate_dataset(root, machines=6, hide_attributes=2, seed=0, overwrite=True)
     if not MN04:

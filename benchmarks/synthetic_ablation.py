@@ -81,7 +81,7 @@ def main() -> None:
     name, seed = sys.argv[1], int(sys.argv[2])
     extra = apply_variant(json.loads(sys.argv[3]) if len(sys.argv) > 3 else {})
     work = Path("runs/ablation") / f"{name}-seed{seed}"
-    root = work / "data"
+    root = work / f"data-{synth.generator_fingerprint()}"  # per generator version
     if not (root / "synth.json").exists():
         synth.generate_dataset(root, seed=seed, overwrite=True, **extra)
     clips = cal["read_truth"](root)
