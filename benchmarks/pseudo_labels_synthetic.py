@@ -2,7 +2,7 @@
 
 Synthetic: the default dataset (`generate_dataset`, 6 machines, seed 0; the last 2 machines `noAttribute`
 with correspondence files, the other 4 hidden on request), training clips only (the default's source
-and target training clips per machine; true K = the machine's source attribute combinations + its one target combination).
+and target training clips per machine; true K = the machine's source and target attribute combinations).
 Embeddings of the training clips, cached once per backbone: logmel-stats (hand-made reference),
 mobilenet-mn04 with its real AudioSet weights (global mean; and "mn04-band10", layer 10 band-mean of
 level-normalised clips, what `asdlab fit`'s default clusters) and eat-base randomly initialised (the two "GP-like" sources; EAT with all frames,
@@ -49,7 +49,7 @@ BACKBONES: dict[str, dict] = {
 
 
 def _table(root: Path, work: Path, name: str) -> EmbeddingTable:
-    path = work / f"train_{name}.npz"
+    path = work / f"train_{name}-{root.name}.npz"  # the embeddings of this dataset (generator version)
     if path.is_file():
         return EmbeddingTable.load(path)
     options = {k: v for k, v in BACKBONES[name].items() if k not in ("preset", "encoder_options")}
@@ -107,8 +107,8 @@ def main() -> None:
         result = run_pseudo_labeling(root, args.work / f"default_{name}", _settings(name), embeddings=table)
         _group_table(f"{name}: default settings, per machine (maps in {result.out_dir})", result)
 
-    print("\nrules: mean over the 6 machines (true K per machine: its source attribute combinations + 1 target")
-    print("  combination). K chosen is the rule's cut (of the source domain when clustered per domain); K out is")
+    print("\nrules: mean over the 6 machines (true K per machine: its source and target attribute combinations).")
+    print("  K chosen is the rule's cut (of the source domain when clustered per domain); K out is")
     print("  after merging small clusters (< 5 clips; < 2 in the target domain when per domain).")
     print(f"  {'backbone':15s} {'domains':8s} {'norm':5s} {'rule':18s} {'ARI':>6s} {'NMI':>6s} {'out=K':>5s} "
           f"{'|out-K|':>7s} {'K chosen':20s} K out")
