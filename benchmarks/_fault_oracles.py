@@ -119,17 +119,6 @@ def feature_bursts(x: Array, machine: str, attrs: dict[str, str], guard_s: float
     return np.array([np.log(track[keep].max()) for track in tracks])
 
 
-def _envelope_line(x: Array, low_hz: float, high_hz: float, rate_hz: float, search: float = 0.04) -> float:
-    """dB of the band envelope's spectrum at `rate_hz` (peak within +-search) over its median nearby."""
-    envelope = np.abs(signal.hilbert(_band(x, low_hz, high_hz))) ** 2
-    envelope -= envelope.mean()
-    spectrum = np.abs(np.fft.rfft(envelope * np.hanning(len(envelope)))) ** 2
-    freqs = np.fft.rfftfreq(len(envelope), 1 / SR)
-    near = (freqs > rate_hz * (1 - search)) & (freqs < rate_hz * (1 + search))
-    around = (freqs > rate_hz * 0.5) & (freqs < rate_hz * 1.5) & ~near
-    return 10 * math.log10(spectrum[near].max() / np.median(spectrum[around]))
-
-
 _WIDE_BANDS = tuple((low, 1.5 * low) for low in (1600.0, 2000.0, 2500.0, 3100.0, 3900.0, 4800.0))
 _NARROW_BANDS = tuple((low, 1.25 * low) for low in (2300.0, 2700.0, 3200.0, 3800.0, 4500.0, 5300.0))
 
@@ -139,6 +128,14 @@ def _envelope_spectrum(x: Array, low_hz: float, high_hz: float) -> tuple[Array, 
     envelope = np.abs(signal.hilbert(_band(x, low_hz, high_hz))) ** 2
     envelope -= envelope.mean()
     return np.fft.rfftfreq(len(envelope), 1 / SR), np.abs(np.fft.rfft(envelope * np.hanning(len(envelope)))) ** 2
+
+
+def _envelope_line(x: Array, low_hz: float, high_hz: float, rate_hz: float, search: float = 0.04) -> float:
+    """dB of the band envelope's spectrum at `rate_hz` (peak within +-search) over its median nearby."""
+    freqs, spectrum = _envelope_spectrum(x, low_hz, high_hz)
+    near = (freqs > rate_hz * (1 - search)) & (freqs < rate_hz * (1 + search))
+    around = (freqs > rate_hz * 0.5) & (freqs < rate_hz * 1.5) & ~near
+    return 10 * math.log10(spectrum[near].max() / np.median(spectrum[around]))
 
 
 def _comb_db(freqs: Array, spectrum: Array, rate_hz: float, harmonics: int, search: float) -> float:
@@ -155,18 +152,22 @@ def _comb_db(freqs: Array, spectrum: Array, rate_hz: float, harmonics: int, sear
     return best
 
 
+def _best_band_comb(x: Array, rate_hz: float, harmonics: int, search: float,
+                    bands: tuple[tuple[float, float], ...]) -> Array:
+    """`_comb_db` of each band's envelope spectrum, the best band's (the fault rings a mode we do not know)."""
+    return np.array([max(_comb_db(*_envelope_spectrum(x, low, high), rate_hz, harmonics, search) for low, high in bands)])
+
+
 def feature_once_per_rev(x: Array, machine: str, attrs: dict[str, str]) -> Array:
     """Chipped tooth: the envelope comb at the shaft rate, 12 harmonics (a short impact per revolution
     has many), best of six 1.6-7.2 kHz bands."""
-    f_rot = design(machine, attrs).f_rot
-    return np.array([max(_comb_db(*_envelope_spectrum(x, low, high), f_rot, 12, 0.01) for low, high in _WIDE_BANDS)])
+    return _best_band_comb(x, design(machine, attrs).f_rot, 12, 0.01, _WIDE_BANDS)
 
 
 def feature_scrape(x: Array, machine: str, attrs: dict[str, str]) -> Array:
     """Rub: the envelope comb at the shaft rate, 4 harmonics (a scrape lasts a good part of each
     revolution, so its envelope has few), best of six 1.6-7.2 kHz bands."""
-    f_rot = design(machine, attrs).f_rot
-    return np.array([max(_comb_db(*_envelope_spectrum(x, low, high), f_rot, 4, 0.01) for low, high in _WIDE_BANDS)])
+    return _best_band_comb(x, design(machine, attrs).f_rot, 4, 0.01, _WIDE_BANDS)
 
 
 def feature_swell(x: Array, machine: str, attrs: dict[str, str]) -> Array:
@@ -178,8 +179,7 @@ def feature_ball_pass(x: Array, machine: str, attrs: dict[str, str]) -> Array:
     """Bearing defect: the envelope comb at the outer-race ball-pass rate (2 harmonics, rate within
     +-6 %, as the defect's geometry is not known exactly), best of six 2.3-6.6 kHz bands."""
     rotor = design(machine, attrs)
-    rate = rotor.defect_order * rotor.f_rot
-    return np.array([max(_comb_db(*_envelope_spectrum(x, low, high), rate, 2, 0.06) for low, high in _NARROW_BANDS)])
+    return _best_band_comb(x, rotor.defect_order * rotor.f_rot, 2, 0.06, _NARROW_BANDS)
 
 
 def feature_harmonics(x: Array, machine: str, attrs: dict[str, str]) -> Array:

@@ -343,7 +343,7 @@ def main() -> None:
     lines = [f"# Synthetic default calibration (issue 15)", "",
              f"Default dataset (`generate_dataset` defaults: 4 machines, {_DEFAULTS.train_source} + "
              f"{_DEFAULTS.train_target} training and {4 * _DEFAULTS.test_per_group} test clips each, "
-             f"2 s), seeds {args.seeds}, generator {synth.generator_fingerprint()}; mean ± std over seeds, in %. "
+             f"{_DEFAULTS.duration_s:g} s), seeds {args.seeds}, generator {synth.generator_fingerprint()}; mean ± std over seeds, in %. "
              f"`python benchmarks/synthetic_calibration.py --seeds {' '.join(map(str, args.seeds))}`; "
              f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s).", ""]
     if systems:
